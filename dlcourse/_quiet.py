@@ -41,8 +41,8 @@ def import_keras():
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     if "keras" not in sys.modules or "tensorflow" not in sys.modules:
         with silenced_stderr_fd():
-            import tensorflow  # noqa: F401
             import keras  # noqa: F401
+            import tensorflow  # noqa: F401
     import absl.logging
     import keras
     import tensorflow as tf

@@ -19,9 +19,12 @@ class CheckFailed(AssertionError):
 def _as_numeric_array(value, what: str) -> np.ndarray:
     if isinstance(value, np.ndarray):
         arr = value
-    elif type(value).__module__.split(".")[0] in {"tensorflow", "keras", "jax", "torch"} and hasattr(
-        value, "shape"
-    ):
+    elif type(value).__module__.split(".")[0] in {
+        "tensorflow",
+        "keras",
+        "jax",
+        "torch",
+    } and hasattr(value, "shape"):
         arr = np.asarray(value)
     else:
         raise CheckFailed(
@@ -34,8 +37,16 @@ def _as_numeric_array(value, what: str) -> np.ndarray:
     return arr
 
 
-def check_array(actual, expected, *, rtol: float = 1e-5, atol: float = 1e-6, name: str = "answer",
-                exact: bool = False, quiet: bool = False) -> None:
+def check_array(
+    actual,
+    expected,
+    *,
+    rtol: float = 1e-5,
+    atol: float = 1e-6,
+    name: str = "answer",
+    exact: bool = False,
+    quiet: bool = False,
+) -> None:
     """Check that ``actual`` is a numeric array equal (or close) to ``expected``.
 
     Args:
@@ -68,11 +79,18 @@ def check_array(actual, expected, *, rtol: float = 1e-5, atol: float = 1e-6, nam
         print(f"✔ {name}: correct (shape {arr.shape})")
 
 
-def check_scalar(actual, expected, *, rtol: float = 1e-5, atol: float = 1e-6, name: str = "answer",
-                 quiet: bool = False) -> None:
+def check_scalar(
+    actual,
+    expected,
+    *,
+    rtol: float = 1e-5,
+    atol: float = 1e-6,
+    name: str = "answer",
+    quiet: bool = False,
+) -> None:
     """Check that ``actual`` is a real number (Python, NumPy, or 0-d array/tensor) close to ``expected``."""
     value = actual
-    if hasattr(value, "shape") and tuple(getattr(value, "shape")) == ():
+    if hasattr(value, "shape") and tuple(value.shape) == ():
         value = _as_numeric_array(value, name).item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise CheckFailed(f"{name}: expected a number. Received: {type(actual).__name__}")
@@ -86,7 +104,9 @@ def check_scalar(actual, expected, *, rtol: float = 1e-5, atol: float = 1e-6, na
 def check_true(condition, message: str, *, name: str = "answer", quiet: bool = False) -> None:
     """Check a boolean property (a real ``bool``/``np.bool_``, not just something truthy)."""
     if not isinstance(condition, bool | np.bool_):
-        raise CheckFailed(f"{name}: the check did not evaluate to a bool ({type(condition).__name__})")
+        raise CheckFailed(
+            f"{name}: the check did not evaluate to a bool ({type(condition).__name__})"
+        )
     if not condition:
         raise CheckFailed(f"{name}: {message}")
     if not quiet:

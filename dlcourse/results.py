@@ -49,7 +49,9 @@ def record(name: str, value):
         value: a finite number (Python, NumPy or 0-d tensor), bool or string.
     """
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(f"Expected a snake_case figure name like 'test_accuracy'. Received: {name!r}")
+        raise ValueError(
+            f"Expected a snake_case figure name like 'test_accuracy'. Received: {name!r}"
+        )
     _figures[name] = _plain(name, value)
     path = os.environ.get(RESULTS_FILE_ENV)
     if path:

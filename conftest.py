@@ -1,0 +1,12 @@
+"""Test-suite settings shared by the package tests, the doctests and the notebooks (nbval).
+
+Environment variables of the pytest process reach the notebooks' kernels, so FAST mode and a
+headless matplotlib hold for every lesson run by nbval.
+"""
+
+import os
+
+os.environ.setdefault("DLCOURSE_FAST", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")

@@ -1,0 +1,111 @@
+"""The ``dlcourse`` command: list and run the lessons; release, grade and check exercises."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _cmd_lessons(args) -> int:
+    from dlcourse.runner import discover
+
+    lessons = discover(args.lessons_dir)
+    if not lessons:
+        print(f"No lessons found in {args.lessons_dir or 'the lessons folder'}.")
+        return 1
+    width = max(len(lesson.name) for lesson in lessons)
+    for lesson in lessons:
+        print(f"{lesson.name:<{width}}  {lesson.title}")
+        if lesson.idea:
+            print(f"{'':<{width}}  lecture idea: {lesson.idea}")
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from dlcourse.runner import format_table, run, select
+
+    try:
+        lessons = select(args.lessons, args.lessons_dir)
+    except ValueError as exc:
+        print(f"dlcourse run: {exc}", file=sys.stderr)
+        return 2
+    if not lessons:
+        print("dlcourse run: no lessons found.", file=sys.stderr)
+        return 2
+    mode = "FAST" if args.fast else ("full" if args.fast is False else "environment's")
+    print(
+        f"Running {len(lessons)} lesson(s) in {mode} mode; executed copies go to {args.out}/",
+        file=sys.stderr,
+    )
+    report = run(
+        lessons, args.out, fast=args.fast, cell_timeout=args.cell_timeout, progress=not args.quiet
+    )
+    print(format_table(report))
+    print(f"\nResults: {Path(args.out) / 'results.json'}")
+    return 0 if all(r["status"] == "passed" for r in report["lessons"].values()) else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from dlcourse._version import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="dlcourse",
+        description="The dlcourse course: list and run the lessons; release, grade and check exercises.",
+    )
+    parser.add_argument("--version", action="version", version=f"dlcourse {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("lessons", help="list the lessons and the lecture idea of each")
+    p.add_argument(
+        "--lessons-dir", default=None, help="folder of lesson notebooks (default: the course's)"
+    )
+    p.set_defaults(func=_cmd_lessons)
+
+    p = sub.add_parser("run", help="execute lessons headless and print what each reached")
+    p.add_argument(
+        "lessons", nargs="*", metavar="LESSON", help="lesson number or name (default: all)"
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--fast",
+        dest="fast",
+        action="store_true",
+        default=None,
+        help="FAST mode: small data and few epochs (CI, grading)",
+    )
+    mode.add_argument(
+        "--full", dest="fast", action="store_false", help="full mode: full data and epochs"
+    )
+    p.add_argument(
+        "--out", default="course-run", help="folder for executed notebooks and results.json"
+    )
+    p.add_argument(
+        "--lessons-dir", default=None, help="folder of lesson notebooks (default: the course's)"
+    )
+    p.add_argument(
+        "--cell-timeout", type=int, default=900, help="seconds one cell may run (default 900)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=_cmd_run)
+
+    try:
+        from dlcourse.grading.cli import register
+    except ImportError:  # grading needs the 'instructor' extra (nbgrader)
+        register = None
+    if register is not None:
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,272 @@
+"""Run the course's lessons headless and collect what each one reached.
+
+``dlcourse run`` executes each lesson notebook with nbclient in a fresh kernel (the current
+Python's ``python3`` kernel, working directory = the lessons folder), writes the executed copy and
+``results.json`` to the output folder, and returns a table: status, wall seconds and the figures the
+lesson published with ``dlcourse.results.record``. A failing lesson is reported with the failing
+cell; the remaining lessons still run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from dlcourse.results import RESULTS_FILE_ENV
+
+LESSONS_DIR_ENV = "DLCOURSE_LESSONS_DIR"
+_LESSON_FILE = re.compile(r"^(\d\d)_([a-z0-9_]+)\.ipynb$")
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """One lesson notebook: ``number`` "01", ``name`` "01_image_classification"."""
+
+    number: str
+    name: str
+    title: str
+    idea: str
+    path: Path
+
+
+@dataclass
+class LessonResult:
+    """What running one lesson gave."""
+
+    status: str  # "passed" | "failed"
+    seconds: float
+    figures: dict = field(default_factory=dict)
+    error: dict | None = None  # {"cell": index, "ename": ..., "evalue": ...}
+    executed: str | None = None  # path of the executed copy
+
+
+def default_lessons_dir() -> Path:
+    """``$DLCOURSE_LESSONS_DIR``, else the repository's ``lessons/`` (editable install), else ./lessons."""
+    if os.environ.get(LESSONS_DIR_ENV):
+        return Path(os.environ[LESSONS_DIR_ENV])
+    repo_lessons = Path(__file__).resolve().parents[1] / "lessons"
+    if repo_lessons.is_dir():
+        return repo_lessons
+    return Path.cwd() / "lessons"
+
+
+def _read_lesson(path: Path) -> Lesson:
+    import nbformat
+
+    match = _LESSON_FILE.match(path.name)
+    if not match:
+        raise ValueError(
+            f"Expected a lesson file named 'NN_slug.ipynb' (e.g. 01_image_classification.ipynb). "
+            f"Received: {path.name}"
+        )
+    nb = nbformat.read(path, as_version=4)
+    meta = nb.metadata.get("dlcourse", {})
+    title = meta.get("title") or match.group(2).replace("_", " ").capitalize()
+    return Lesson(match.group(1), path.stem, title, meta.get("idea", ""), path)
+
+
+def discover(directory: str | Path | None = None) -> list[Lesson]:
+    """Every ``NN_slug.ipynb`` lesson in ``directory``, in lesson order."""
+    directory = Path(directory) if directory is not None else default_lessons_dir()
+    if not directory.is_dir():
+        raise ValueError(
+            f"Expected a folder of lesson notebooks. Received: {directory} (not a folder)"
+        )
+    return [
+        _read_lesson(p) for p in sorted(directory.glob("*.ipynb")) if _LESSON_FILE.match(p.name)
+    ]
+
+
+def select(names: list[str] | None, directory: str | Path | None = None) -> list[Lesson]:
+    """The lessons named by number ("1", "01"), full name or slug; all of them when ``names`` is empty."""
+    lessons = discover(directory)
+    if not names:
+        return lessons
+    chosen = []
+    for name in names:
+        key = name.removesuffix(".ipynb")
+        hits = [
+            lesson
+            for lesson in lessons
+            if key in (lesson.name, lesson.number, lesson.name[3:])
+            or (key.isdigit() and int(key) == int(lesson.number))
+        ]
+        if not hits:
+            valid = ", ".join(lesson.name for lesson in lessons) or "(none found)"
+            raise ValueError(f"Unknown lesson {name!r}. Expected one of: {valid}")
+        chosen.extend(hit for hit in hits if hit not in chosen)
+    return chosen
+
+
+class _Progress:
+    """One status line per lesson, rewritten in place on a terminal."""
+
+    def __init__(self, lesson: Lesson, ncells: int, stream=None):
+        self.lesson, self.ncells = lesson, ncells
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.start = time.perf_counter()
+
+    def cell(self, index: int) -> None:
+        if self.tty:
+            elapsed = time.perf_counter() - self.start
+            self.stream.write(
+                f"\r  {self.lesson.name}: cell {index + 1}/{self.ncells}  {elapsed:6.1f} s\033[K"
+            )
+            self.stream.flush()
+
+    def done(self, result: LessonResult) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K")
+        self.stream.write(f"  {self.lesson.name}: {result.status} in {result.seconds:.1f} s\n")
+        self.stream.flush()
+
+
+def run_lesson(
+    lesson: Lesson,
+    out_dir: str | Path,
+    *,
+    fast: bool | None = None,
+    cell_timeout: int = 900,
+    progress: bool = True,
+) -> LessonResult:
+    """Execute one lesson in a fresh kernel and return its result (never raises for a lesson error).
+
+    Args:
+        lesson: from ``discover``/``select``.
+        out_dir: where the executed copy ``<name>.ipynb`` goes.
+        fast: ``True``/``False`` set ``DLCOURSE_FAST`` for the kernel; ``None`` inherits it.
+        cell_timeout: seconds one cell may take before it is interrupted and the lesson fails.
+        progress: print a progress line to stderr.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.read(lesson.path, as_version=4)
+    code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    meter = _Progress(lesson, len(nb.cells)) if progress else None
+    current = {"cell": None}
+
+    def on_cell_start(cell, cell_index):
+        current["cell"] = cell_index
+        if meter:
+            meter.cell(cell_index)
+
+    with tempfile.TemporaryDirectory(prefix="dlcourse-run-") as tmp:
+        figures_path = Path(tmp) / "figures.json"
+        env = dict(os.environ)
+        env[RESULTS_FILE_ENV] = str(figures_path)
+        env.setdefault("MPLBACKEND", "Agg")
+        if fast is not None:
+            env["DLCOURSE_FAST"] = "1" if fast else "0"
+        client = NotebookClient(
+            nb,
+            timeout=cell_timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(lesson.path.parent)}},
+            on_cell_start=on_cell_start,
+        )
+        error = None
+        start = time.perf_counter()
+        try:
+            client.execute(env=env)
+        except CellExecutionError as exc:
+            error = {"ename": exc.ename, "evalue": exc.evalue}
+        except CellTimeoutError as exc:
+            error = {"ename": "CellTimeoutError", "evalue": str(exc).splitlines()[0]}
+        except DeadKernelError as exc:
+            error = {"ename": "DeadKernelError", "evalue": str(exc)}
+        seconds = time.perf_counter() - start
+        if error is not None:
+            error["cell"] = current["cell"]
+            if current["cell"] is not None and current["cell"] in code_cells:
+                error["code_cell"] = code_cells.index(current["cell"]) + 1
+        figures = json.loads(figures_path.read_text()) if figures_path.exists() else {}
+    executed = out_dir / f"{lesson.name}.ipynb"
+    nbformat.write(nb, executed)
+    result = LessonResult(
+        status="failed" if error else "passed",
+        seconds=round(seconds, 1),
+        figures=figures,
+        error=error,
+        executed=str(executed),
+    )
+    if meter:
+        meter.done(result)
+    return result
+
+
+def run(
+    lessons: list[Lesson],
+    out_dir: str | Path,
+    *,
+    fast: bool | None = None,
+    cell_timeout: int = 900,
+    progress: bool = True,
+) -> dict:
+    """Run ``lessons`` in order, write ``out_dir/results.json`` and return its content."""
+    from dlcourse.config import environment
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = environment()
+    if fast is not None:
+        env["fast"] = fast
+    else:
+        env["fast"] = os.environ.get("DLCOURSE_FAST", "") == "1"
+    report = {"lessons": {}, "environment": env}
+    for lesson in lessons:
+        result = run_lesson(
+            lesson, out_dir, fast=fast, cell_timeout=cell_timeout, progress=progress
+        )
+        report["lessons"][lesson.name] = asdict(result)
+        (out_dir / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out_dir / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out_dir / "results.md").write_text(format_table(report, markdown=True) + "\n")
+    return report
+
+
+def _format_figures(figures: dict) -> str:
+    parts = []
+    for key, value in figures.items():
+        if isinstance(value, float):
+            value = f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+        parts.append(f"{key}={value}")
+    return ", ".join(parts)
+
+
+def format_table(report: dict, *, markdown: bool = False) -> str:
+    """The results as a text (or markdown) table: lesson, status, seconds, figures."""
+    rows = []
+    for name, res in report["lessons"].items():
+        figures = _format_figures(res.get("figures", {}))
+        if res.get("error"):
+            err = res["error"]
+            where = f"cell {err.get('cell')}" if err.get("cell") is not None else "kernel"
+            figures = f"{where}: {err.get('ename')}: {str(err.get('evalue'))[:80]}" + (
+                f"; {figures}" if figures else ""
+            )
+        rows.append((name, res["status"], f"{res['seconds']:.1f}", figures))
+    total = sum(res["seconds"] for res in report["lessons"].values())
+    failed = sum(res["status"] != "passed" for res in report["lessons"].values())
+    header = ("lesson", "status", "seconds", "figures")
+    footer = ("total", f"{len(rows) - failed}/{len(rows)} passed", f"{total:.1f}", "")
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "| --- | --- | ---: | --- |"]
+        lines += ["| " + " | ".join(row) + " |" for row in [*rows, footer]]
+        return "\n".join(lines)
+    widths = [max(len(r[i]) for r in [header, *rows, footer]) for i in range(3)]
+    fmt = f"{{:<{widths[0]}}}  {{:<{widths[1]}}}  {{:>{widths[2]}}}  {{}}"
+    sep = "-" * (sum(widths) + 6 + max(len(r[3]) for r in [header, *rows, footer]))
+    return "\n".join(
+        [fmt.format(*header), sep, *(fmt.format(*r) for r in rows), sep, fmt.format(*footer)]
+    )

@@ -1,0 +1,86 @@
+"""The package's metadata, its environment file and its import-time behaviour."""
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+
+import yaml
+
+import dlcourse
+
+
+def _pyproject(repo_root):
+    return tomllib.loads((repo_root / "pyproject.toml").read_text())
+
+
+def test_version_is_exposed_and_pep440():
+    assert re.fullmatch(r"\d+\.\d+\.\d+([ab]|rc)?\d*", dlcourse.__version__)
+
+
+def test_pyproject_declares_the_console_script_and_extras(repo_root):
+    project = _pyproject(repo_root)["project"]
+    assert project["name"] == "dlcourse"
+    assert project["scripts"] == {"dlcourse": "dlcourse.cli:main"}
+    assert {"dev", "instructor"} <= set(project["optional-dependencies"])
+    names = {re.split(r"[<>=!~\[ ;]", dep)[0].lower() for dep in project["dependencies"]}
+    assert {
+        "tensorflow",
+        "keras",
+        "tensorflow-datasets",
+        "importlib_resources",
+        "numpy",
+        "matplotlib",
+        "nbclient",
+        "nbformat",
+    } <= names
+    # lower bounds only: an exact pin would fight Colab's preinstalled TensorFlow
+    assert not any("==" in dep for dep in project["dependencies"])
+
+
+def test_environment_yml_is_in_step_with_pyproject(repo_root):
+    env = yaml.safe_load((repo_root / "environment.yml").read_text())
+    project = _pyproject(repo_root)["project"]
+    deps = env["dependencies"]
+    python = next(d for d in deps if isinstance(d, str) and d.startswith("python"))
+    assert python.replace("python", "").strip() == project["requires-python"]
+    pip = next(d["pip"] for d in deps if isinstance(d, dict) and "pip" in d)
+    assert len(pip) == 1
+    match = re.fullmatch(r"-e \.\[([a-z,]+)\]", pip[0])
+    assert match, f"environment.yml should install the project itself: {pip[0]!r}"
+    assert set(match.group(1).split(",")) == set(project["optional-dependencies"])
+
+
+def test_import_is_quiet_light_and_registers_layers():
+    code = (
+        "import sys, dlcourse, keras\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'tensorflow_datasets', 'nbclient', 'nbgrader', 'nbformat'})\n"
+        "print(heavy)\n"
+        "print(sorted(k for k in keras.saving.get_custom_objects() if k.startswith('dlcourse>'))[:1])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    # TensorFlow's C++ import lines (oneDNN, cudart, cpu_feature_guard) go to fd 2 otherwise
+    assert proc.stderr == "", proc.stderr
+    heavy, registered = proc.stdout.splitlines()
+    assert heavy == "[]"
+    assert registered != "[]", "no layer registered under 'dlcourse>'"
+
+
+def test_plain_tensorflow_import_is_noisy_here():
+    """The control for the test above: without the fd trick TensorFlow does print to stderr here."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run(
+        [sys.executable, "-c", "import tensorflow"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0
+    assert proc.stderr.strip(), "TensorFlow printed nothing: the quiet-import test proves nothing"

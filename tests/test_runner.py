@@ -1,0 +1,82 @@
+"""``dlcourse run`` / ``dlcourse lessons`` on two tiny plain-Python fixture lessons."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dlcourse import cli, runner
+
+FIXTURES = Path(__file__).parent / "fixtures" / "runner"
+
+
+def test_discover_reads_number_title_and_idea():
+    lessons = runner.discover(FIXTURES)
+    assert [lesson.name for lesson in lessons] == ["01_good_lesson", "02_broken_lesson"]
+    assert lessons[0].number == "01"
+    assert lessons[0].title == "Good lesson"
+    assert lessons[0].idea == "a fixture"
+
+
+@pytest.mark.parametrize(
+    "name", ["1", "01", "01_good_lesson", "good_lesson", "01_good_lesson.ipynb"]
+)
+def test_select_by_number_or_name(name):
+    assert [lesson.name for lesson in runner.select([name], FIXTURES)] == ["01_good_lesson"]
+
+
+def test_select_unknown_lesson_says_what_exists():
+    with pytest.raises(ValueError, match=r"Unknown lesson '7'.*01_good_lesson, 02_broken_lesson"):
+        runner.select(["7"], FIXTURES)
+
+
+def test_discover_rejects_missing_folder(tmp_path):
+    with pytest.raises(ValueError, match="Expected a folder"):
+        runner.discover(tmp_path / "nope")
+
+
+def test_run_reports_figures_failures_and_goes_on(tmp_path, capsys):
+    code = cli.main(
+        ["run", "--lessons-dir", str(FIXTURES), "--out", str(tmp_path), "--fast", "--quiet"]
+    )
+    assert code == 1  # one lesson failed
+    report = json.loads((tmp_path / "results.json").read_text())
+    good = report["lessons"]["01_good_lesson"]
+    bad = report["lessons"]["02_broken_lesson"]
+    assert good["status"] == "passed" and good["error"] is None
+    assert good["figures"] == {"answer": 42, "fast": True}
+    assert bad["status"] == "failed"
+    assert bad["error"]["ename"] == "ZeroDivisionError"
+    assert bad["error"]["cell"] == 2 and bad["error"]["code_cell"] == 2
+    assert bad["figures"] == {"before_failure": 0.5}  # figures recorded before the failure survive
+    assert {"tensorflow", "keras", "device", "fast"} <= set(report["environment"])
+    assert (tmp_path / "01_good_lesson.ipynb").exists() and (
+        tmp_path / "02_broken_lesson.ipynb"
+    ).exists()
+    out = capsys.readouterr().out
+    assert "01_good_lesson" in out and "answer=42" in out
+    assert "cell 2: ZeroDivisionError" in out
+    assert "1/2 passed" in out
+    assert "| lesson | status |" in (tmp_path / "results.md").read_text()
+
+
+def test_run_exit_code_zero_when_all_pass(tmp_path):
+    code = cli.main(
+        ["run", "1", "--lessons-dir", str(FIXTURES), "--out", str(tmp_path), "--full", "--quiet"]
+    )
+    assert code == 0
+    report = json.loads((tmp_path / "results.json").read_text())
+    assert report["lessons"]["01_good_lesson"]["figures"]["fast"] is False
+    assert report["environment"]["fast"] is False
+
+
+def test_run_unknown_lesson_is_a_usage_error(tmp_path, capsys):
+    assert cli.main(["run", "99", "--lessons-dir", str(FIXTURES), "--out", str(tmp_path)]) == 2
+    assert "Unknown lesson '99'" in capsys.readouterr().err
+
+
+def test_lessons_lists_titles_and_ideas(capsys):
+    assert cli.main(["lessons", "--lessons-dir", str(FIXTURES)]) == 0
+    out = capsys.readouterr().out
+    assert "01_good_lesson    Good lesson" in out
+    assert "lecture idea: a fixture" in out
