@@ -154,7 +154,8 @@ def validate_boxes(boxes, format: str = "xywh", name: str = "boxes") -> np.ndarr
 
     def where(bad):
         index = tuple(int(i) for i in np.argwhere(bad)[0])
-        return f"{name}[{', '.join(map(str, index))}]", arr[index]
+        label = f"{name}[{', '.join(map(str, index))}]" if index else name  # one box: no index
+        return label, arr[index]
 
     not_finite = ~np.isfinite(arr).all(axis=-1)
     if not_finite.any():
@@ -243,6 +244,8 @@ def _iou_terms_ops(a, b, format: str, pairwise: bool):
     a = ops.convert_to_tensor(a)
     b = ops.cast(ops.convert_to_tensor(b), a.dtype)
     a, b = _pair_up(a, b, pairwise, ops.expand_dims)
+    # max/min/relu may turn NaN into a number: remember where it was, to give NaN back.
+    nan = ops.logical_or(ops.any(ops.isnan(a), axis=-1), ops.any(ops.isnan(b), axis=-1))
     ax1, ay1, ax2, ay2 = _corners(a, fmt)
     bx1, by1, bx2, by2 = _corners(b, fmt)
     # A negative width/height cannot raise inside a graph: it counts as zero area (IoU 0).
@@ -255,7 +258,7 @@ def _iou_terms_ops(a, b, format: str, pairwise: bool):
     hull = (ops.maximum(ax2, bx2) - ops.minimum(ax1, bx1)) * (
         ops.maximum(ay2, by2) - ops.minimum(ay1, by1)
     )
-    return inter, union, hull
+    return inter, union, hull, nan
 
 
 def _safe_ratio(num, den):
@@ -283,8 +286,8 @@ def box_iou_ops(a, b, format: str = "xywh", pairwise: bool = False):
         >>> print(np.round(keras.ops.convert_to_numpy(iou), 4))
         [0.3333]
     """
-    inter, union, _ = _iou_terms_ops(a, b, format, pairwise)
-    return _safe_ratio(inter, union)
+    inter, union, _, nan = _iou_terms_ops(a, b, format, pairwise)
+    return ops.where(nan, float("nan"), _safe_ratio(inter, union))
 
 
 def box_giou_ops(a, b, format: str = "xywh", pairwise: bool = False):
@@ -298,5 +301,6 @@ def box_giou_ops(a, b, format: str = "xywh", pairwise: bool = False):
         >>> print(np.round(keras.ops.convert_to_numpy(giou), 4))  # 0 - (12 - 8) / 12
         -0.3333
     """
-    inter, union, hull = _iou_terms_ops(a, b, format, pairwise)
-    return _safe_ratio(inter, union) - _safe_ratio(hull - union, hull)
+    inter, union, hull, nan = _iou_terms_ops(a, b, format, pairwise)
+    giou = _safe_ratio(inter, union) - _safe_ratio(hull - union, hull)
+    return ops.where(nan, float("nan"), giou)
