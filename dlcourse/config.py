@@ -42,7 +42,7 @@ def seed_everything(seed: int = SEED) -> None:
     if not isinstance(seed, int | np.integer) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"Expected a non-negative integer seed. Received: seed={seed!r}")
     random.seed(int(seed))
-    np.random.seed(int(seed))
+    np.random.seed(int(seed))  # noqa: NPY002  (students use the legacy global RNG too)
     from dlcourse._quiet import import_keras
 
     import_keras().utils.set_random_seed(int(seed))

@@ -35,9 +35,9 @@ def test_setup_prints_one_line_report_and_seeds(monkeypatch, capsys):
     assert f"TensorFlow {env['tensorflow']}" in line and f"Keras {env['keras']}" in line
     assert "FAST mode" in line and "CPU" in line and "seed 3" in line
     assert config.FAST is True
-    a = np.random.random(3)
+    a = np.random.random(3)  # noqa: NPY002
     config.setup(seed=3, report=False)
-    assert np.array_equal(a, np.random.random(3))
+    assert np.array_equal(a, np.random.random(3))  # noqa: NPY002
 
 
 @pytest.mark.parametrize("seed", [-1, 1.5, "1", True])
