@@ -1,0 +1,351 @@
+"""Segmentation metrics and a cost counter (lessons 04–06).
+
+Quality: :func:`pixel_accuracy`, :func:`confusion_matrix`, :func:`per_class_iou`, :func:`mean_iou`
+(NumPy, on whole arrays), :class:`MeanIoU` (the same mean IoU as a Keras metric for ``fit``) and
+:func:`boundary_f1` (how crisp a mask is). Cost: :func:`model_cost` (parameters, multiply-adds,
+activation memory) and :func:`measure_step_time`.
+
+Inputs follow the course conventions: ``y_true`` is an integer mask ``(N, H, W)`` (or one ``(H, W)``
+mask; a trailing axis of size 1 is dropped); ``y_pred`` is either such a mask or per-pixel scores
+``(N, H, W, K)`` — probabilities or logits, reduced with ``argmax`` over the last axis (the argmax of
+logits and of their softmax are the same).
+
+**Absent classes.** A class that appears neither in the truth nor in the prediction has IoU
+0/0: :func:`per_class_iou` returns ``NaN`` for it and :func:`mean_iou` averages over the other
+classes only. That is what ``keras.metrics.MeanIoU`` does too (it averages over classes with a
+non-zero denominator), so the two agree. A class present in only one of the two has IoU 0.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from dlcourse._quiet import import_keras
+
+keras = import_keras()
+
+__all__ = [
+    "MeanIoU",
+    "boundary_f1",
+    "confusion_matrix",
+    "mean_iou",
+    "measure_step_time",
+    "model_cost",
+    "per_class_iou",
+    "pixel_accuracy",
+]
+
+
+def _labels(y_true, y_pred):
+    """Both arguments as integer label arrays of the same shape (scores are argmax-ed)."""
+    y_true = np.asarray(y_true)
+    y_pred = np.asarray(y_pred)
+    if y_true.ndim == 4 and y_true.shape[-1] == 1:
+        y_true = y_true[..., 0]
+    if y_pred.ndim == y_true.ndim + 1:
+        y_pred = np.argmax(y_pred, axis=-1)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(
+            "Expected y_pred to be labels of the same shape as y_true, or scores with one more "
+            f"(class) axis. Received: y_true.shape={y_true.shape}, y_pred.shape={y_pred.shape}"
+        )
+    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+        if not (np.issubdtype(y.dtype, np.integer) or np.all(np.equal(np.mod(y, 1), 0))):
+            raise ValueError(f"Expected integer class ids in {name}. Received dtype={y.dtype}")
+    return y_true.astype(np.int64), y_pred.astype(np.int64)
+
+
+def pixel_accuracy(y_true, y_pred) -> float:
+    """Fraction of pixels whose predicted class equals the true class.
+
+    Args:
+        y_true: integer mask ``(N, H, W)`` or ``(H, W)``.
+        y_pred: mask of the same shape, or scores ``(..., K)`` (argmax over the last axis).
+
+    Example:
+    >>> pixel_accuracy([[0, 1], [1, 1]], [[0, 1], [0, 1]])
+    0.75
+    """
+    y_true, y_pred = _labels(y_true, y_pred)
+    return float(np.mean(y_true == y_pred))
+
+
+def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
+    """``(K, K)`` int64 counts: row = true class, column = predicted class (as Keras).
+
+    Example:
+    >>> confusion_matrix([0, 0, 1, 2], [0, 1, 1, 1], num_classes=3)
+    array([[1, 1, 0],
+           [0, 1, 0],
+           [0, 1, 0]])
+    """
+    if not isinstance(num_classes, int | np.integer) or num_classes < 1:
+        raise ValueError(f"Expected num_classes >= 1. Received: num_classes={num_classes!r}")
+    y_true, y_pred = _labels(y_true, y_pred)
+    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+        if y.size and (y.min() < 0 or y.max() >= num_classes):
+            raise ValueError(
+                f"Expected {name} in [0, {num_classes}). "
+                f"Received values from {y.min()} to {y.max()}"
+            )
+    flat = num_classes * y_true.ravel() + y_pred.ravel()
+    counts = np.bincount(flat, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes).astype(np.int64)
+
+
+def per_class_iou(y_true, y_pred, num_classes: int) -> np.ndarray:
+    """IoU of every class, ``TP / (TP + FP + FN)``, as a float64 array of length ``num_classes``.
+
+    A class absent from both ``y_true`` and ``y_pred`` has no IoU (0/0): its entry is ``NaN``,
+    so it can neither reward nor punish the model. Present in one only: 0.
+
+    Example:
+    >>> per_class_iou([0, 0, 1, 1], [0, 1, 1, 1], num_classes=3)
+    array([0.5       , 0.66666667,        nan])
+    """
+    cm = confusion_matrix(y_true, y_pred, num_classes)
+    tp = np.diag(cm).astype(np.float64)
+    union = cm.sum(axis=0) + cm.sum(axis=1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, tp / union, np.nan)
+
+
+def mean_iou(y_true, y_pred, num_classes: int) -> float:
+    """Mean of :func:`per_class_iou` over the classes present in truth or prediction.
+
+    Equals ``keras.metrics.MeanIoU`` (up to its epsilon of 1e-7). ``NaN`` for empty input.
+
+    Example:
+    >>> round(mean_iou([0, 0, 1, 1], [0, 1, 1, 1], num_classes=3), 4)  # (1/2 + 2/3) / 2
+    0.5833
+    """
+    iou = per_class_iou(y_true, y_pred, num_classes)
+    present = ~np.isnan(iou)
+    return float(iou[present].mean()) if present.any() else float("nan")
+
+
+@keras.saving.register_keras_serializable(package="dlcourse")
+class MeanIoU(keras.metrics.MeanIoU):
+    """Mean IoU for ``compile(metrics=[...])``: integer masks in, per-pixel probabilities out.
+
+    ``keras.metrics.MeanIoU`` with the course's defaults: ``sparse_y_pred=False`` (the model outputs
+    ``(N, H, W, K)`` probabilities, argmax-ed here) and the name ``"mean_iou"`` (so ``fit`` logs
+    ``val_mean_iou``). Classes absent from both truth and prediction are left out of the mean,
+    as in :func:`mean_iou`. Registered as ``dlcourse>MeanIoU``.
+
+    Example:
+    >>> m = MeanIoU(num_classes=2)
+    >>> _ = m.update_state([[0, 1]], [[[0.9, 0.1], [0.8, 0.2]]])
+    >>> round(float(m.result()), 4)  # class 0: 1/2, class 1: 0/1
+    0.25
+    """
+
+    def __init__(
+        self,
+        num_classes,
+        name="mean_iou",
+        dtype=None,
+        ignore_class=None,
+        sparse_y_true=True,
+        sparse_y_pred=False,
+        axis=-1,
+    ):
+        super().__init__(
+            num_classes=num_classes,
+            name=name,
+            dtype=dtype,
+            ignore_class=ignore_class,
+            sparse_y_true=sparse_y_true,
+            sparse_y_pred=sparse_y_pred,
+            axis=axis,
+        )
+
+
+def _boundaries(labels: np.ndarray) -> np.ndarray:
+    """Pixels with a 4-neighbour of another class (both sides of every edge are marked)."""
+    b = np.zeros(labels.shape, dtype=bool)
+    dv = labels[..., 1:, :] != labels[..., :-1, :]
+    dh = labels[..., :, 1:] != labels[..., :, :-1]
+    b[..., 1:, :] |= dv
+    b[..., :-1, :] |= dv
+    b[..., :, 1:] |= dh
+    b[..., :, :-1] |= dh
+    return b
+
+
+def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Binary dilation by a (2r+1)×(2r+1) square over the last two axes (separable, NumPy only)."""
+    out = mask.copy()
+    for axis in (-2, -1):
+        src, out = out, out.copy()
+        n = src.shape[axis]
+        for shift in range(1, min(radius, n - 1) + 1):
+            lo = [slice(None)] * src.ndim
+            hi = [slice(None)] * src.ndim
+            lo[axis], hi[axis] = slice(0, n - shift), slice(shift, n)
+            out[tuple(lo)] |= src[tuple(hi)]
+            out[tuple(hi)] |= src[tuple(lo)]
+    return out
+
+
+def boundary_f1(y_true, y_pred, tolerance: int = 1) -> float:
+    """Boundary F1 score: how well the class edges of ``y_pred`` match those of ``y_true``.
+
+    The boundary of a mask is the set of pixels with a 4-neighbour of a different class.
+    Precision is the fraction of predicted boundary pixels within ``tolerance`` pixels
+    (Chebyshev distance) of a true boundary pixel; recall the fraction of true boundary pixels
+    within ``tolerance`` of a predicted one; the score is their harmonic mean, computed per image
+    and averaged over the batch. An image where neither mask has a boundary scores 1; where only
+    one has, 0. Blurry, blocky or shifted edges lower it even when pixel accuracy is high.
+
+    Args:
+        y_true: integer masks ``(N, H, W)`` or one ``(H, W)`` mask.
+        y_pred: masks of the same shape, or scores ``(..., K)`` (argmax over the last axis).
+        tolerance: non-negative int, in pixels.
+
+    Example:
+    >>> t = np.zeros((8, 8), int); t[:, 4:] = 1
+    >>> p = np.zeros((8, 8), int); p[:, 5:] = 1  # the edge shifted by one pixel
+    >>> boundary_f1(t, p, tolerance=0), boundary_f1(t, p, tolerance=1)
+    (0.5, 1.0)
+    """
+    if not isinstance(tolerance, int | np.integer) or tolerance < 0:
+        raise ValueError(
+            f"Expected a non-negative int tolerance. Received: tolerance={tolerance!r}"
+        )
+    y_true, y_pred = _labels(y_true, y_pred)
+    if y_true.ndim == 2:
+        y_true, y_pred = y_true[None], y_pred[None]
+    bt, bp = _boundaries(y_true), _boundaries(y_pred)
+    hit_p = (bp & _dilate(bt, tolerance)).sum(axis=(-2, -1))
+    hit_t = (bt & _dilate(bp, tolerance)).sum(axis=(-2, -1))
+    n_p, n_t = bp.sum(axis=(-2, -1)), bt.sum(axis=(-2, -1))
+    scores = []
+    for hp, ht, np_, nt in zip(hit_p, hit_t, n_p, n_t, strict=True):
+        if np_ == 0 and nt == 0:
+            scores.append(1.0)
+            continue
+        precision = hp / np_ if np_ else 0.0
+        recall = ht / nt if nt else 0.0
+        total = precision + recall
+        scores.append(2 * precision * recall / total if total else 0.0)
+    return float(np.mean(scores))
+
+
+# ---------------------------------------------------------------------------------------------
+# Cost
+
+
+def _shape_list(spec):
+    return spec if isinstance(spec, list | tuple) else [spec]
+
+
+def _conv_macs(layer, in_shape, out_shape) -> int:
+    """Multiply-adds of one call (batch 1) of a convolution-like or dense layer; 0 otherwise."""
+    kind = type(layer).__name__
+    cfg = layer.get_config()
+    if kind == "Dense":
+        return int(np.prod(out_shape[1:-1], dtype=np.int64)) * in_shape[-1] * cfg["units"]
+    if "kernel_size" not in cfg:
+        return 0
+    k = int(np.prod(cfg["kernel_size"]))
+    out_pixels = int(np.prod(out_shape[1:-1], dtype=np.int64))
+    in_pixels = int(np.prod(in_shape[1:-1], dtype=np.int64))
+    c_in, c_out = in_shape[-1], out_shape[-1]
+    if kind == "Conv2DTranspose":  # every input pixel scatters a k×k×c_out kernel
+        return in_pixels * k * c_in * c_out
+    if kind == "DepthwiseConv2D":
+        return out_pixels * k * c_out
+    if kind == "SeparableConv2D":
+        return out_pixels * k * c_in * cfg["depth_multiplier"] + out_pixels * c_in * c_out
+    # Conv1D/2D/3D and layers built around one convolution at their output resolution
+    # (ResizeConv2D: upsample, then convolve).
+    return out_pixels * k * (c_in // cfg.get("groups", 1)) * c_out
+
+
+def model_cost(model, input_shape) -> dict:
+    """What a model costs at one input size, for a batch of one image.
+
+    Args:
+        model: a built functional ``keras.Model`` (single input).
+        input_shape: ``(H, W, C)`` without the batch axis.
+
+    Returns:
+        A dict with ``params`` (all weights, trainable or not), ``multiply_adds`` (of the
+        Conv/Conv2DTranspose/Depthwise/Separable/ResizeConv2D/Dense layers; biases, BatchNorm,
+        activations and pooling are not counted), ``activation_bytes`` (the sum of the sizes of
+        every layer's output, the input layer included, times the item size: 4 bytes for float32
+        — what training keeps for the backward pass, roughly) and ``layers``: one dict per layer
+        with ``name``, ``type``, ``output_shape``, ``params``, ``multiply_adds``,
+        ``activation_bytes``. Multiply by the batch size for a batch (not ``params``).
+
+    Example:
+    >>> inputs = keras.Input((None, None, 3))
+    >>> x = keras.layers.Conv2D(8, 3, padding="same", name="conv")(inputs)
+    >>> cost = model_cost(keras.Model(inputs, x), (32, 32, 3))
+    >>> cost["params"], cost["multiply_adds"], cost["activation_bytes"]
+    (224, 221184, 45056)
+    """
+    shapes = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            shapes[id(layer.output)] = (1, *input_shape), layer.output.dtype
+    table, seen = [], set()
+    for layer in model.layers:
+        outs = _shape_list(layer.output)
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        if isinstance(layer, keras.layers.InputLayer):
+            in_shapes, out_specs = [], [shapes[id(outs[0])]]
+        else:
+            ins = _shape_list(layer.input)
+            in_specs = [keras.KerasTensor(shapes[id(t)][0], dtype=shapes[id(t)][1]) for t in ins]
+            arg = in_specs if isinstance(layer.input, list | tuple) else in_specs[0]
+            spec = _shape_list(layer.compute_output_spec(arg))
+            out_specs = [(tuple(s.shape), s.dtype) for s in spec]
+            in_shapes = [s.shape for s in in_specs]
+            for t, s in zip(outs, out_specs, strict=True):
+                shapes[id(t)] = s
+        out_shape = out_specs[0][0]
+        macs = _conv_macs(layer, in_shapes[0], out_shape) if in_shapes else 0
+        act = sum(int(np.prod(s)) * np.dtype(d).itemsize for s, d in out_specs)
+        table.append(
+            {
+                "name": layer.name,
+                "type": type(layer).__name__,
+                "output_shape": out_shape[1:],
+                "params": int(layer.count_params()) if layer.weights else 0,
+                "multiply_adds": int(macs),
+                "activation_bytes": int(act),
+            }
+        )
+    return {
+        "params": int(sum(r["params"] for r in table)),
+        "multiply_adds": int(sum(r["multiply_adds"] for r in table)),
+        "activation_bytes": int(sum(r["activation_bytes"] for r in table)),
+        "layers": table,
+    }
+
+
+def measure_step_time(model, x, y, steps: int = 10, warmup: int = 2) -> float:
+    """Median wall seconds of one training step (``train_on_batch``) on the batch ``(x, y)``.
+
+    An uncompiled model is compiled with Adam and ``SparseCategoricalCrossentropy`` first. The
+    model **trains** for ``warmup + steps`` steps: its weights change; time a fresh model or a
+    clone. The first ``warmup`` steps (tracing, memory allocation) are not timed.
+    """
+    if steps < 1 or warmup < 0:
+        raise ValueError(f"Expected steps >= 1, warmup >= 0. Received: {steps=}, {warmup=}")
+    if not model.compiled:
+        model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy())
+    for _ in range(warmup):
+        model.train_on_batch(x, y)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        model.train_on_batch(x, y)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
