@@ -270,3 +270,45 @@ def format_table(report: dict, *, markdown: bool = False) -> str:
     return "\n".join(
         [fmt.format(*header), sep, *(fmt.format(*r) for r in rows), sep, fmt.format(*footer)]
     )
+
+
+README_START = "<!-- lesson-table:start -->"
+README_END = "<!-- lesson-table:end -->"
+COLAB_URL = "https://colab.research.google.com/github/dlcourse/dlcourse/blob/main/lessons/{}"
+
+
+def lesson_table(lessons: list[Lesson], report: dict) -> str:
+    """The README's lesson table: number, lesson, lecture idea, Colab badge, FAST runtime, figures."""
+    lines = [
+        "| # | lesson | lecture idea | Colab | seconds (FAST) | what it reaches (FAST) |",
+        "| --- | --- | --- | --- | ---: | --- |",
+    ]
+    for lesson in lessons:
+        res = report["lessons"].get(lesson.name)
+        badge = (
+            "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"({COLAB_URL.format(lesson.path.name)})"
+        )
+        seconds = f"{res['seconds']:.0f}" if res else "—"
+        figures = _format_figures(res.get("figures", {})) if res else "not run"
+        if res and res["status"] != "passed":
+            figures = f"**{res['status']}**; {figures}"
+        link = f"[{lesson.title}](lessons/{lesson.path.name})"
+        lines.append(
+            f"| {lesson.number} | {link} | {lesson.idea} | {badge} | {seconds} | {figures} |"
+        )
+    return "\n".join(lines)
+
+
+def update_readme(readme: str | Path, table: str) -> None:
+    """Replace the text between the lesson-table markers of ``readme`` with ``table``."""
+    readme = Path(readme)
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        raise ValueError(
+            f"Expected {readme} to contain the markers {README_START} and {README_END}. "
+            "Received: a file without them"
+        )
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    readme.write_text(f"{head}{README_START}\n{table}\n{README_END}{tail}")

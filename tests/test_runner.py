@@ -80,3 +80,39 @@ def test_lessons_lists_titles_and_ideas(capsys):
     out = capsys.readouterr().out
     assert "01_good_lesson    Good lesson" in out
     assert "lecture idea: a fixture" in out
+
+
+def test_run_rewrites_the_readme_lesson_table(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- lesson-table:start -->\nold\n<!-- lesson-table:end -->\nrest\n")
+    code = cli.main(
+        [
+            "run",
+            "1",
+            "--lessons-dir",
+            str(FIXTURES),
+            "--out",
+            str(tmp_path / "o"),
+            "--fast",
+            "--quiet",
+            "--readme",
+            str(readme),
+        ]
+    )
+    assert code == 0
+    text = readme.read_text()
+    assert text.startswith("intro\n<!-- lesson-table:start -->\n| # | lesson |")
+    assert text.endswith("<!-- lesson-table:end -->\nrest\n") and "old" not in text
+    assert "| 01 | [Good lesson](lessons/01_good_lesson.ipynb) | a fixture |" in text
+    assert (
+        "colab.research.google.com/github/dlcourse/dlcourse/blob/main/lessons/01_good_lesson.ipynb"
+        in text
+    )
+    assert "answer=42" in text
+
+
+def test_update_readme_needs_the_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers\n")
+    with pytest.raises(ValueError, match="lesson-table:start"):
+        runner.update_readme(readme, "| table |")
