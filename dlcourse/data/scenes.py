@@ -1,0 +1,376 @@
+"""Generated scenes: coloured shapes on noisy, textured backgrounds, with every annotation.
+
+One call gives, for the same images, the targets of every task the course teaches: a class id
+(single-object scenes), a semantic mask, boxes, and instance masks. Generation is pure NumPy and
+deterministic: scene ``i`` depends only on ``seed`` and ``i`` (each scene has its own child of
+``np.random.SeedSequence(seed)``), so ``make_scenes(100)`` starts with the same scenes as
+``make_scenes(10_000)`` and FAST mode sees the first scenes of the full data set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import numbers
+
+import numpy as np
+
+from dlcourse.data.collection import Scene, Scenes
+from dlcourse.data.shapes import CLASS_NAMES, MIN_OBJECT_SIZE, shape_template
+
+MIN_VISIBLE_PIXELS = 4
+"""An occluded object keeps at least this many visible pixels (or is hidden completely)."""
+
+MIN_CONTRAST = 0.45
+"""Smallest RGB distance between an object's colour and the mean colour of what it covers."""
+
+_PLACEMENT_TRIES = 20
+_COLOUR_CANDIDATES = 8
+_MIN_IMAGE_SIDE = 8
+_KNOTS = 4  # background blobs: a KNOTS x KNOTS grid of random colours, interpolated
+# Standard deviation of the sum of two independent uniform bytes (0..255): sqrt(2 * (256**2 - 1) / 12).
+_TRIANGULAR_STD = float(np.sqrt(2 * (256**2 - 1) / 12))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Spec:
+    height: int
+    width: int
+    min_objects: int
+    max_objects: int
+    min_size: int
+    max_size: int
+    num_classes: int
+    noise: float
+    texture: bool
+    max_occlusion: float
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _pair(value, name: str, rule: str) -> tuple[int, int]:
+    """An int or a pair of ints, as a pair; ValueError that names the argument otherwise."""
+    if _is_int(value):
+        return int(value), int(value)
+    if (
+        isinstance(value, tuple | list | np.ndarray)
+        and len(value) == 2
+        and all(_is_int(v) for v in value)
+    ):
+        return int(value[0]), int(value[1])
+    raise ValueError(f"Expected {name} to be {rule}. Received: {name}={value!r}")
+
+
+def _check_args(n, image_size, objects, size_range, num_classes, noise, texture, seed, occlusion):
+    if not _is_int(n) or n < 0:
+        raise ValueError(f"Expected n to be a non-negative integer. Received: n={n!r}")
+    if not _is_int(seed) or seed < 0:
+        raise ValueError(f"Expected seed to be a non-negative integer. Received: seed={seed!r}")
+    height, width = _pair(image_size, "image_size", "an int or a pair (height, width) of ints")
+    if min(height, width) < _MIN_IMAGE_SIDE:
+        raise ValueError(
+            f"Expected image sides >= {_MIN_IMAGE_SIDE} pixels. Received: image_size={image_size!r}"
+        )
+    lo, hi = _pair(objects, "objects", "an int or a pair (min, max) of ints")
+    if not 0 <= lo <= hi <= 255:
+        raise ValueError(
+            f"Expected 0 <= min objects <= max objects <= 255. Received: objects={objects!r}"
+        )
+    short = min(height, width)
+    if size_range is None:
+        # Objects between a quarter and a half of the shorter side: large enough to recognise,
+        # small enough that a few fit and the background stays visible.
+        size_range = (max(MIN_OBJECT_SIZE, round(0.25 * short)), max(MIN_OBJECT_SIZE, short // 2))
+    smin, smax = _pair(size_range, "size_range", "a pair (min, max) of ints, in pixels")
+    if not MIN_OBJECT_SIZE <= smin <= smax <= short:
+        raise ValueError(
+            f"Expected {MIN_OBJECT_SIZE} <= size_range[0] <= size_range[1] <= the shorter image "
+            f"side ({short}), so that every object fits the image. Received: size_range={size_range!r}"
+        )
+    if hi * smin * smin > height * width:
+        raise ValueError(
+            f"Expected {hi} objects of at least {smin}×{smin} pixels to fit into a "
+            f"{height}×{width} image. Received: objects={objects!r}, size_range={size_range!r}"
+        )
+    if not _is_int(num_classes) or not 1 <= num_classes <= len(CLASS_NAMES):
+        raise ValueError(
+            f"Expected 1 <= num_classes <= {len(CLASS_NAMES)} (the shapes in CLASS_NAMES). "
+            f"Received: num_classes={num_classes!r}"
+        )
+    if not isinstance(noise, numbers.Real) or isinstance(noise, bool) or not 0 <= noise <= 1:
+        raise ValueError(f"Expected 0 <= noise <= 1. Received: noise={noise!r}")
+    if not isinstance(texture, bool | np.bool_):
+        raise ValueError(f"Expected texture to be True or False. Received: texture={texture!r}")
+    if (
+        not isinstance(occlusion, numbers.Real)
+        or isinstance(occlusion, bool)
+        or not 0 <= occlusion <= 1
+    ):
+        raise ValueError(f"Expected 0 <= max_occlusion <= 1. Received: max_occlusion={occlusion!r}")
+    return _Spec(
+        height,
+        width,
+        lo,
+        hi,
+        smin,
+        smax,
+        int(num_classes),
+        float(noise),
+        bool(texture),
+        float(occlusion),
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def _interpolation_matrix(length: int, knots: int) -> np.ndarray:
+    """(length, knots) weights that linearly interpolate `knots` values over `length` pixels."""
+    pos = (np.arange(length) + 0.5) / length * (knots - 1)
+    left = np.minimum(np.floor(pos).astype(int), knots - 2)
+    frac = pos - left
+    weights = np.zeros((length, knots))
+    weights[np.arange(length), left] = 1 - frac
+    weights[np.arange(length), left + 1] = frac
+    return weights
+
+
+@functools.lru_cache(maxsize=32)
+def _column_basis(width: int) -> np.ndarray:
+    """(12, width * 3): row ``3 j + c`` spreads knot column ``j`` of channel ``c`` over the row."""
+    cols = _interpolation_matrix(width, _KNOTS)
+    basis = np.einsum("wj,cd->jcwd", cols, np.eye(3)).reshape(3 * _KNOTS, 3 * width)
+    return basis.astype(np.float32)
+
+
+def _paint_background(rng: np.random.Generator, image: np.ndarray, texture: bool) -> None:
+    """Fill `image` (H, W, 3) with a random base colour plus, if `texture`, blobs and stripes.
+
+    The whole textured background is a single rank-15 matrix product ``left @ right`` into the
+    ``(H, W * 3)`` view of the image (about 4x faster than per-pixel broadcasting):
+
+    - smooth colour blobs and gradients: random values on a 4×4 grid of knots, interpolated
+      bilinearly (12 rank-1 terms, one per knot column and channel);
+    - stripes of random angle, frequency and tint: ``sin(a_x + b_y)`` expands into
+      ``sin a_x cos b_y + cos a_x sin b_y`` (2 terms);
+    - the base colour (1 term).
+    """
+    height, width, _ = image.shape
+    u = rng.random(3 + 3 * _KNOTS * _KNOTS + 4 + 3)  # every parameter in one draw
+    base = 0.2 + 0.6 * u[:3]
+    if not texture:
+        image[:] = base
+        return
+    grid = 0.4 * u[3 : 3 + 3 * _KNOTS * _KNOTS].reshape(_KNOTS, 3 * _KNOTS) - 0.2
+    amplitude, cycles, angle, phase = u[-7:-3] * (0.12, 3.5, np.pi, 2 * np.pi) + (0, 1.5, 0, 0)
+    tint = 0.3 + 0.7 * u[-3:]
+    k = 2 * np.pi * cycles / max(height, width)
+    a = k * np.cos(angle) * np.arange(width) + phase
+    b = k * np.sin(angle) * np.arange(height)
+    left = np.empty((height, 3 * _KNOTS + 3), dtype=np.float32)
+    left[:, : 3 * _KNOTS] = _interpolation_matrix(height, _KNOTS) @ grid
+    left[:, -3] = amplitude * np.cos(b)
+    left[:, -2] = amplitude * np.sin(b)
+    left[:, -1] = 1.0
+    right = np.empty((3 * _KNOTS + 3, 3 * width), dtype=np.float32)
+    right[: 3 * _KNOTS] = _column_basis(width)
+    right[-3] = (np.sin(a)[:, None] * tint).ravel()
+    right[-2] = (np.cos(a)[:, None] * tint).ravel()
+    right[-1] = np.tile(base, width)
+    np.matmul(left, right, out=image.reshape(height, 3 * width))
+
+
+def _add_noise(rng: np.random.Generator, image: np.ndarray, std: float) -> None:
+    """Zero-mean per-pixel noise of standard deviation `std`, bell-shaped (triangular).
+
+    The sum of two uniform random bytes costs a fifth of Gaussian sampling (measured: 20 µs vs
+    105 µs per 64×64 image), and at this scale neither the eye nor a model tells them apart.
+    """
+    size = image.size
+    raw = np.frombuffer(rng.bytes(2 * size), dtype=np.uint8)
+    noise = raw[:size].astype(np.float32)
+    noise += raw[size:]
+    noise -= 255.0
+    noise *= std / _TRIANGULAR_STD
+    image += noise.reshape(image.shape)
+
+
+def _pick_colour(rng: np.random.Generator, covered_mean: np.ndarray) -> np.ndarray:
+    """A uniformly random colour at least ``MIN_CONTRAST`` away from `covered_mean` if possible.
+
+    Eight candidates are drawn at once (a fixed number of draws per object); the first one far
+    enough from the mean colour of what the object covers wins, else the farthest.
+    """
+    candidates = rng.random((_COLOUR_CANDIDATES, 3), dtype=np.float32)
+    distance2 = np.square(candidates - covered_mean).sum(axis=1)
+    far = distance2 >= MIN_CONTRAST**2
+    return candidates[int(np.argmax(far)) if far.any() else int(np.argmax(distance2))]
+
+
+@functools.lru_cache(maxsize=4096)
+def _template_info(label: int, size: int):
+    """Cached per (class, size): template (s, s), its (s, s, 1) view, area, averaging weights
+    (s * s,), and its tight box (x, y, w, h) relative to the window."""
+    template = shape_template(label, size)
+    area = int(np.count_nonzero(template))
+    rows, cols = np.flatnonzero(template.any(axis=1)), np.flatnonzero(template.any(axis=0))
+    box = (int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+    weights = (template.ravel() / area).astype(np.float32)
+    return template, template[:, :, None], area, weights, box
+
+
+def _generate(rng: np.random.Generator, spec: _Spec, image: np.ndarray, ids: np.ndarray):
+    """Draw one scene into `image` (H, W, 3) and its instance-id map `ids` (H, W, zeros).
+
+    Returns:
+        labels (int64 (k,)) and boxes (float32 (k, 4), pixel xywh) of the visible objects; the
+        instance ``j`` covers exactly the pixels where ``ids == j + 1``.
+    """
+    _paint_background(rng, image, spec.texture)
+    count = int(rng.integers(spec.min_objects, spec.max_objects + 1))
+    allow_hidden = spec.max_occlusion >= 1.0
+    labels, windows, full_area, visible = [], [], [], []
+    for _ in range(count):
+        label = int(rng.integers(spec.num_classes))
+        size = int(rng.integers(spec.min_size, spec.max_size + 1))
+        template, template3, area, weights, _ = _template_info(label, size)
+        # Upper-left corners for every try, drawn at once: floor(u * m) is uniform on 0..m-1.
+        corners = rng.random((_PLACEMENT_TRIES, 2)) * (
+            spec.height - size + 1,
+            spec.width - size + 1,
+        )
+        corners = corners.astype(np.intp)
+        placed = None
+        for y0, x0 in corners:
+            window_ids = ids[y0 : y0 + size, x0 : x0 + size]
+            if not window_ids.any():
+                placed, lost = (y0, x0), None
+                break
+            lost = np.bincount(window_ids[template], minlength=len(visible) + 1)[1:]
+            remaining = np.array(visible) - lost
+            need = np.maximum(
+                MIN_VISIBLE_PIXELS, np.ceil((1.0 - spec.max_occlusion) * np.array(full_area))
+            )
+            # A placement may hide an earlier object entirely (only if max_occlusion == 1) but
+            # never leave a remnant too small to annotate: the image would show an object that
+            # no annotation mentions.
+            if np.all((remaining >= need) | (allow_hidden & (remaining == 0))):
+                placed = (y0, x0)
+                break
+        if placed is None:
+            continue  # no room for this object: skip it rather than break an annotation rule
+        y0, x0 = placed
+        if lost is not None:
+            visible = (np.array(visible) - lost).tolist()
+        window = image[y0 : y0 + size, x0 : x0 + size]
+        colour = _pick_colour(rng, weights @ window.reshape(size * size, 3))
+        np.copyto(window, colour, where=template3)
+        np.copyto(ids[y0 : y0 + size, x0 : x0 + size], len(labels) + 1, where=template)
+        labels.append(label)
+        windows.append((int(y0), int(x0), size))
+        full_area.append(area)
+        visible.append(area)
+    if spec.noise > 0:
+        _add_noise(rng, image, spec.noise)
+    np.clip(image, 0.0, 1.0, out=image)
+
+    keep = [j for j, v in enumerate(visible) if v > 0]
+    if len(keep) < len(labels):  # fully hidden objects leave the annotation; renumber the rest
+        renumber = np.zeros(256, dtype=np.uint8)
+        renumber[np.array(keep, dtype=np.intp) + 1] = np.arange(1, len(keep) + 1)
+        ids[:] = renumber[ids]
+    boxes = np.empty((len(keep), 4), dtype=np.float32)
+    for new, old in enumerate(keep):
+        y0, x0, size = windows[old]
+        if visible[old] == full_area[old]:  # nothing covers it: the template's own box
+            bx, by, bw, bh = _template_info(labels[old], size)[-1]
+            boxes[new] = (x0 + bx, y0 + by, bw, bh)
+            continue
+        pixels = ids[y0 : y0 + size, x0 : x0 + size] == new + 1
+        rows, cols = np.flatnonzero(pixels.any(axis=1)), np.flatnonzero(pixels.any(axis=0))
+        boxes[new] = (x0 + cols[0], y0 + rows[0], cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1)
+    return np.array([labels[j] for j in keep], dtype=np.int64), boxes
+
+
+def make_scenes(
+    n: int,
+    *,
+    image_size=64,
+    objects=(1, 3),
+    size_range=None,
+    num_classes: int = 3,
+    noise: float = 0.08,
+    texture: bool = True,
+    max_occlusion: float = 0.5,
+    seed: int = 0,
+) -> Scenes:
+    """Generate `n` scenes of coloured shapes on noisy, textured backgrounds, fully annotated.
+
+    Each scene has a random background (base colour; with `texture`, smooth colour blobs and
+    stripes), then ``k`` objects painted one after the other, then per-pixel noise, clipped to
+    ``[0, 1]``. An object's class is drawn uniformly from the first `num_classes` entries of
+    ``CLASS_NAMES`` and its colour uniformly from RGB, independently of the class (the *shape*
+    decides the class), but at least ``MIN_CONTRAST`` away from the mean colour it covers.
+
+    Occlusion: later objects are painted on top of earlier ones. A position that would cover more
+    than `max_occlusion` of an earlier object's area, or leave it fewer than
+    ``MIN_VISIBLE_PIXELS`` visible pixels, is rejected and another one drawn (20 tries; then the
+    new object is skipped, which is rare unless the objects barely fit). With
+    ``max_occlusion=1`` objects may disappear completely; they are then dropped from the
+    annotation. So every pixel of the image that shows an object belongs to exactly one annotated
+    instance: the semantic mask is the instance masks merged, and each box is the tight box
+    (pixel-edge ``xywh``) of its instance's *visible* pixels.
+
+    Args:
+        n: number of scenes, ``>= 0``.
+        image_size: ``int`` or ``(height, width)``, each side ``>= 8``.
+        objects: objects per scene, ``int`` or ``(min, max)`` inclusive; ``1`` for
+            classification and localization. A scene can hold fewer than ``min`` when the
+            objects do not fit without breaking the occlusion rule above.
+        size_range: ``(min, max)`` object size (side of its square window) in pixels; default
+            a quarter to a half of the shorter image side.
+        num_classes: number of classes, ``1 <= num_classes <= len(CLASS_NAMES)``.
+        noise: standard deviation of the per-pixel noise, in ``[0, 1]``.
+        texture: textured (True) or flat (False) backgrounds.
+        max_occlusion: largest fraction of an object's area that later objects may cover, in
+            ``[0, 1]`` (``0``: objects never overlap).
+        seed: non-negative int; scene ``i`` depends only on ``seed`` and ``i``.
+
+    Returns:
+        A ``Scenes`` object (``images`` float32 ``(n, H, W, 3)``, ``masks`` uint8 ``(n, H, W)``,
+        per-scene ``labels``, ``boxes`` and ``instance_masks``).
+
+    Example:
+
+    >>> scenes = make_scenes(4, image_size=32, objects=1, seed=1)
+    >>> scenes.images.shape, scenes.images.dtype, scenes.masks.shape, scenes.label.shape
+    ((4, 32, 32, 3), dtype('float32'), (4, 32, 32), (4,))
+    >>> np.array_equal(make_scenes(2, image_size=32, objects=1, seed=1).images, scenes.images[:2])
+    True
+    """
+    spec = _check_args(
+        n, image_size, objects, size_range, num_classes, noise, texture, seed, max_occlusion
+    )
+    images = np.empty((n, spec.height, spec.width, 3), dtype=np.float32)
+    ids = np.zeros((n, spec.height, spec.width), dtype=np.uint8)
+    masks = np.empty((n, spec.height, spec.width), dtype=np.uint8)
+    labels, boxes = [], []
+    lookup = np.zeros(256, dtype=np.uint8)
+    for i, child in enumerate(np.random.SeedSequence(seed).spawn(n)):
+        scene_labels, scene_boxes = _generate(np.random.default_rng(child), spec, images[i], ids[i])
+        lookup[1 : len(scene_labels) + 1] = scene_labels + 1
+        masks[i] = lookup[ids[i]]
+        labels.append(scene_labels)
+        boxes.append(scene_boxes)
+    return Scenes(
+        images,
+        masks,
+        ids,
+        labels,
+        boxes,
+        class_names=CLASS_NAMES[: spec.num_classes],
+        max_objects=spec.max_objects,
+    )
+
+
+__all__ = ["MIN_CONTRAST", "MIN_VISIBLE_PIXELS", "Scene", "Scenes", "make_scenes"]
