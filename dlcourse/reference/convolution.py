@@ -91,6 +91,13 @@ def conv_transpose2d(x, kernel, strides=1, padding="valid", output_padding=None)
     kh, kw, cout, _ = k4.shape
     out_h = conv_transpose_output_size(h, kh, sh, padding, oph)
     out_w = conv_transpose_output_size(w, kw, sw, padding, opw)
+    for size, out, k, s in ((h, out_h, kh, sh), (w, out_w, kw, sw)):
+        if out < 1 or conv_output_size(out, k, s, padding) != size:
+            # TensorFlow refuses these too (e.g. "same", even kernel, output_padding=0).
+            raise ValueError(
+                f"No {padding} convolution (kernel {k}, stride {s}) maps size {out} to {size}, so "
+                f"this transposed convolution is undefined. Received: output_padding={output_padding!r}"
+            )
     full = np.zeros((n, (h - 1) * sh + kh, (w - 1) * sw + kw, cout), dtype=np.result_type(x4, k4))
     for i in range(h):
         for j in range(w):
