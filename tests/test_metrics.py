@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-import dlcourse  # noqa: F401  (quiet Keras import, registered objects)
+import dlcourse
 from dlcourse import metrics
 from dlcourse._quiet import import_keras
 
@@ -186,6 +186,15 @@ def test_model_cost_dense_head():
     assert cost["multiply_adds"] == 16 * 9 * 2 * 3 + 48 * 5
     assert cost["params"] == (18 * 3 + 3) + (48 * 5 + 5)
     assert cost["activation_bytes"] == 4 * (72 + 48 + 48 + 5)
+
+
+def test_model_cost_counts_the_convolution_inside_resize_conv():
+    inputs = keras.Input((4, 4, 2))
+    outputs = dlcourse.layers.ResizeConv2D(5, 3, size=2, name="up")(inputs)
+    cost = metrics.model_cost(keras.Model(inputs, outputs), (4, 4, 2))
+    assert cost["multiply_adds"] == 8 * 8 * 9 * 2 * 5  # the 3×3 conv at the upsampled size
+    assert cost["params"] == 9 * 2 * 5 + 5
+    assert cost["activation_bytes"] == 4 * (32 + 320)
 
 
 def test_measure_step_time():

@@ -61,7 +61,13 @@ def _upsample(x, method, level, filters, switches, like, kernel_size, batch_norm
         )(x)
     else:  # resize_conv
         x = _course_layers().ResizeConv2D(
-            filters, kernel_size, size=2, interpolation="nearest", padding="same", name=name
+            filters,
+            kernel_size,
+            size=2,
+            interpolation="nearest",
+            padding="same",
+            use_bias=not batch_norm,
+            name=name,
         )(x)
     if batch_norm:
         x = layers.BatchNormalization(momentum=bn_momentum, name=f"up{level}_bn")(x)
