@@ -12,6 +12,10 @@ and one multi-task loss, ``cross-entropy + box_weight * box loss`` (``compile_lo
 metrics (``MeanBoxIoU``, ``BoxIoUAbove``) work inside ``fit``; ``evaluate_localization`` computes
 the same figures in NumPy. ``build_separate_networks`` is the alternative the lecture compares
 against: one whole network per task, twice the backbone cost.
+
+``BoxLoss``, ``MeanBoxIoU`` and ``BoxIoUAbove`` are registered as ``dlcourse>...``: a saved ``.keras``
+localizer loads with ``keras.saving.load_model`` once this module is imported
+(``import dlcourse.localization``; Keras itself imports only its own packages while loading).
 """
 
 from __future__ import annotations
@@ -355,10 +359,12 @@ def compile_localizer(
 
     Args:
         model: from ``build_localizer`` or ``build_separate_networks``.
-        box_weight: the box loss's weight (the class loss has weight 1); ``>= 0``. The default
-            5 was measured on the scenes: the untrained Huber box loss is about 0.12 (errors
-            are fractions of the image) against a cross-entropy of ln 3 = 1.1, and it shrinks
-            below 0.02 while the box is still poor, so weight 1 starves the box head.
+        box_weight: the box loss's weight (the class loss has weight 1); ``>= 0``. The untrained
+            Huber box loss is about 0.12 (errors are fractions of the image) against a
+            cross-entropy of ln 3 = 1.1. Measured on 1,200 single-object scenes, 10 epochs,
+            default model: weight 1 / 5 / 20 gave validation mean IoU 0.55 / 0.63 / 0.62
+            (share >= 0.5: 0.63 / 0.84 / 0.84) at the same accuracy (0.92-0.95); 20 finds the
+            box sooner but learns the class later.
         learning_rate: Adam's learning rate.
         box_loss: one of ``BOX_LOSSES``.
         delta: the Huber threshold for ``box_loss="huber"``.
