@@ -144,6 +144,9 @@ def _pool_inputs():
     yield "ties", RNG.integers(0, 2, size=(2, 7, 9, 3)).astype("float32")
     yield "constant", np.zeros((1, 5, 5, 2), "float32")
     yield "minus-inf", np.full((1, 5, 4, 1), -np.inf, "float32")
+    nan = RNG.normal(size=(2, 7, 6, 2)).astype("float32")
+    nan[RNG.random(nan.shape) < 0.3] = np.nan
+    yield "nan", nan
 
 
 @pytest.mark.parametrize("padding", ["valid", "same"])

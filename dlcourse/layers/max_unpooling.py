@@ -12,8 +12,8 @@ valid whatever the batch size is.
 Implementation (``keras.ops`` only, so it also compiles with XLA, which Keras switches on by
 default on a GPU and which cannot compile ``tf.nn.max_pool_with_argmax``): the input is viewed as
 blocks ``(N, Hb, sh, Wb, sw, C)`` so that the candidates for one window position are a plain
-slice; the maximum comes from ``ops.max_pool`` and the switch is the first position in the window
-that equals it (padding is NaN there, so it never matches). Unpooling selects, for every window
+slice, and a running maximum over the window positions moves only to a strictly larger value,
+recording where it moved (TensorFlow's rule: the first maximum wins a tie). Unpooling selects, for every window
 position, the values whose switch points there, and interleaves them back: no scatter, no
 transpose. The gradient of the pooled values is defined as unpooling the upstream gradient with
 the same switches, so it reaches exactly one input per window, the one the switch names.
@@ -69,6 +69,22 @@ def _geometry(h, w, ho, wo, pool_size, strides, padding):
     return pads, extra, (ho + extra[0], wo + extra[1])
 
 
+def _first_valid_masks(ho, wo, pads, pool_size, strides):
+    """``first(a, b)``: (Ho, Wo, 1) mask of the windows whose first position inside the image is
+    (a, b), or None when every window starts inside (no padding before the input)."""
+    if is_static(*pads) and pads == (0, 0):
+        return None
+    # Window i starts at row i * stride - pad; its first row inside the image is max(0, pad - i * s).
+    rows = ops.maximum(ops.cast(pads[0], "int32") - ops.arange(ho, dtype="int32") * strides[0], 0)
+    cols = ops.maximum(ops.cast(pads[1], "int32") - ops.arange(wo, dtype="int32") * strides[1], 0)
+
+    def first(a, b):
+        mask = ops.logical_and(ops.equal(rows, a)[:, None], ops.equal(cols, b)[None, :])
+        return mask[:, :, None]
+
+    return first
+
+
 def max_pool_with_switches(x, pool_size, strides, padding, index_dtype="int32"):
     """``(pooled, switches)`` of a channels-last 4-D tensor (the layer's computation).
 
@@ -81,26 +97,33 @@ def max_pool_with_switches(x, pool_size, strides, padding, index_dtype="int32"):
     @ops.custom_gradient
     def pool(x):
         pads, extra, blocks = _geometry(h, w, ho, wo, pool_size, strides, padding)
-        pooled = ops.max_pool(x, pool_size, strides, padding)
-        nan = float("nan")  # padding never equals the maximum, not even an all -inf window
-        padded = _pad_or_crop(x, pads[0], blocks[0] * strides[0], axis=1, value=nan)
-        padded = _pad_or_crop(padded, pads[1], blocks[1] * strides[1], axis=2, value=nan)
+        inf = float("-inf")  # padding is never strictly larger than anything
+        padded = _pad_or_crop(x, pads[0], blocks[0] * strides[0], axis=1, value=inf)
+        padded = _pad_or_crop(padded, pads[1], blocks[1] * strides[1], axis=2, value=inf)
         grid = ops.reshape(padded, (-1, blocks[0], strides[0], blocks[1], strides[1], c))
         w_c = ops.cast(w, index_dtype) * ops.cast(c, index_dtype)
         c_ = ops.cast(c, index_dtype)
+        first = _first_valid_masks(ho, wo, pads, pool_size, strides)
 
-        def offset(a, b):  # flat-index offset of window position (a, b) from its top-left
-            return ops.cast(a, index_dtype) * w_c + ops.cast(b, index_dtype) * c_
-
-        # Default: (pad_top, pad_left), a position inside the image in every window; it is kept
-        # only if nothing equals the maximum (a NaN maximum).
-        offsets = ops.zeros_like(pooled, dtype=index_dtype) + offset(pads[0], pads[1])
-        for a, b in reversed(_window_positions(pool_size)):  # the first match wins a tie
+        # TensorFlow's rule: start from the window's first element inside the image and move
+        # only to a strictly larger one, so the first maximum wins a tie (and a NaN only wins
+        # if it comes first, as in tf.nn.max_pool_with_argmax).
+        best = offsets = None
+        for a, b in _window_positions(pool_size):
             (qa, ra), (qb, rb) = divmod(a, strides[0]), divmod(b, strides[1])
             candidate = grid[:, :, ra, :, rb, :]
             if extra != (0, 0):  # overlapping windows: position (a, b) of window i is block i + qa
                 candidate = candidate[:, qa : qa + ho, qb : qb + wo, :]
-            offsets = ops.where(ops.equal(candidate, pooled), offset(a, b), offsets)
+            offset = ops.cast(a, index_dtype) * w_c + ops.cast(b, index_dtype) * c_
+            if best is None:
+                best, offsets = candidate, ops.zeros_like(candidate, dtype=index_dtype)
+                continue
+            better = ops.greater(candidate, best)
+            if first is not None:  # windows cut by the top/left padding start further in
+                better = ops.logical_or(better, first(a, b))
+            best = ops.where(better, candidate, best)
+            offsets = ops.where(better, offset, offsets)
+        pooled = best
         base = flat_index_base(ho, wo, h, w, c, pool_size, strides, pads, index_dtype)
         switches = offsets + base
 
@@ -415,12 +438,11 @@ class MaxUnpooling2D(keras.layers.Layer):
 
     def _check_shapes(self, input_shape):
         """Static checks of the input shapes (None = unknown); returns them as tuples."""
-        if not isinstance(input_shape, list | tuple) or not all(
-            isinstance(s, list | tuple) for s in input_shape
-        ):
-            self._unpack(None)  # raises the message above
         self._unpack(input_shape)
-        shapes = [tuple(s) for s in input_shape]
+        try:
+            shapes = [tuple(s) for s in input_shape]
+        except TypeError:
+            self._unpack(None)  # not a list of shapes: raises the message above
         for shape, what in zip(shapes, ("pooled", "switches", "like"), strict=False):
             _check_rank(shape, what, self.name)
         pooled, switches = shapes[0], shapes[1]

@@ -66,7 +66,9 @@ def max_pool_with_switches(x, pool_size=2, strides=None, padding="valid"):
 
     Windows are visited like TensorFlow does: with "same" padding the input is padded with
     ``-inf`` (the smaller half of the padding before), so padding never wins; inside a window
-    the first maximum in row-major order wins a tie, so every window has exactly one switch.
+    (row-major order) the running maximum starts at the first element in the image and moves
+    only to a *strictly* larger one, so the first maximum wins a tie, every window has exactly
+    one switch, and a NaN wins only if it comes first (as in ``tf.nn.max_pool_with_argmax``).
 
     Args:
         x: array (H, W), (H, W, C) or (N, H, W, C).
@@ -102,12 +104,16 @@ def max_pool_with_switches(x, pool_size=2, strides=None, padding="valid"):
     channel = np.arange(c)
     for i in range(ho):
         for j in range(wo):
-            # The window, clipped to the image: clipping is the same as padding with -inf.
+            # The window, clipped to the image (TensorFlow's -inf padding never wins).
             y0, x0 = max(i * sh - top, 0), max(j * sw - left, 0)
             y1, x1 = min(i * sh - top + ph, h), min(j * sw - left + pw, w)
-            window = x4[:, y0:y1, x0:x1, :].reshape(n, -1, c)
-            k = window.argmax(axis=1)  # (N, C): the first maximum in row-major order
-            pooled[:, i, j, :] = np.take_along_axis(window, k[:, None, :], axis=1)[:, 0, :]
+            window = x4[:, y0:y1, x0:x1, :].reshape(n, -1, c)  # (N, positions, C)
+            # Start from the first element; move only to a strictly larger one.
+            best, k = window[:, 0, :], np.zeros((n, c), dtype=np.int64)
+            for m in range(1, window.shape[1]):
+                larger = window[:, m, :] > best
+                best, k = np.where(larger, window[:, m, :], best), np.where(larger, m, k)
+            pooled[:, i, j, :] = best
             y, xx = y0 + k // (x1 - x0), x0 + k % (x1 - x0)
             switches[:, i, j, :] = (y * w + xx) * c + channel
     return restore(pooled), restore(switches)
