@@ -127,8 +127,9 @@ def show_masks(images, masks, *, alpha=0.6, class_names=None, titles=None, ncols
     Args:
         images: ``(N, H, W, 3)`` floats in ``[0, 1]``.
         masks: ``(N, H, W)`` (or ``(N, H, W, 1)``) integer masks, 0 = background, ``c + 1`` for
-            class ``c``; or a dict ``{"true": masks, "predicted": masks, ...}`` to compare:
-            one row per image, one column for the image and one per entry.
+            class ``c``, or a model's ``(N, H, W, C + 1)`` probabilities (argmax is taken); or a
+            dict ``{"true": masks, "predicted": probabilities, ...}`` to compare: one row per
+            image, one column for the image and one per entry.
         alpha: opacity of the colours over object pixels (background is left as it is).
         class_names: object class names (or segmentation names starting with
             ``"background"``); default as many ``CLASS_NAMES`` as needed, at least 3.
@@ -145,6 +146,8 @@ def show_masks(images, masks, *, alpha=0.6, class_names=None, titles=None, ncols
         value = _numpy(value)
         if value.ndim == 4 and value.shape[-1] == 1:
             value = value[..., 0]
+        elif value.ndim == 4 and np.issubdtype(value.dtype, np.floating):
+            value = value.argmax(axis=-1)  # per-pixel class probabilities, as a model outputs
         if value.ndim == 2:
             value = value[None]
         if value.shape != images.shape[:3]:

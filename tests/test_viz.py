@@ -62,12 +62,16 @@ def test_show_masks_overlay_and_legend(scenes):
     fig = viz.show_masks(scenes.images, scenes.masks, class_names=scenes.class_names)
     assert isinstance(fig, Figure) and len(fig.axes) == 6
     assert legend_texts(fig) == list(CLASS_NAMES[:3])
+    probabilities = np.eye(5, dtype=np.float32)[scenes.masks[:2]]  # (2, H, W, 5), one-hot
     fig = viz.show_masks(
         scenes.images[:2],
-        {"true": scenes.masks[:2], "predicted": scenes.masks[:2, :, :, None]},
+        {"true": scenes.masks[:2, :, :, None], "predicted": probabilities},
         class_names=("background", *CLASS_NAMES[:4]),
     )
     assert len(fig.axes) == 2 * 3 and fig.axes[2].get_title() == "predicted"
+    np.testing.assert_array_equal(
+        fig.axes[1].images[0].get_array(), fig.axes[2].images[0].get_array()
+    )
     assert legend_texts(fig) == list(CLASS_NAMES[:4])
 
 
