@@ -69,7 +69,8 @@ def describe_exit(code: int | None, limits) -> str:
     if code > 128:
         sig = code - 128
         known = {
-            signal.SIGKILL: "the kernel was killed (SIGKILL)",
+            signal.SIGKILL: f"the kernel was killed (SIGKILL: its CPU time limit ({limits.cpu} s) "
+            "or the machine's memory ran out)",
             signal.SIGXCPU: f"CPU time limit ({limits.cpu} s) exceeded",
             signal.SIGXFSZ: f"file size limit ({limits.fsize // 2**20} MB) exceeded",
             signal.SIGSEGV: "the kernel crashed (segmentation fault)",
@@ -263,13 +264,19 @@ class Runner:
         content = replies[-1]["content"] if replies else {}
         if content.get("status") == "ok":
             return SegmentResult(list(cell.outputs), "ok", seconds=seconds)
-        if content.get("ename") == "MemoryError":
+        ename, evalue = content.get("ename"), str(content.get("evalue", ""))
+        if ename == "MemoryError":
             # what filled the memory is still referenced (globals, the traceback): start afresh
             await self._stop()
             gb = self.sandbox.limits.memory / 2**30
             self.events.append(
                 Event("memory", step, f"out of memory (MemoryError; limit {gb:g} GB)")
             )
+        elif ename == "BlockingIOError" or "can't start new thread" in evalue:
+            # the processes the code started hold the limit; they die with the sandbox
+            await self._stop()
+            detail = f"process limit reached ({ename}: {evalue})"[:200]
+            self.events.append(Event("nproc", step, detail))
         return SegmentResult(
             list(cell.outputs), "error", content.get("ename"), content.get("evalue"), seconds
         )

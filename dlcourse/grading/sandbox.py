@@ -168,6 +168,7 @@ class SandboxConfig:
                 cmd += ["--symlink", os.readlink(top), top]
             elif os.path.isdir(top):
                 cmd += ["--ro-bind", top, top]
+        cmd += ["--perms", "0755", "--dir", "/etc"]  # bwrap would make it 0700: unreadable
         for etc in ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives"):
             cmd += ["--ro-bind-try", f"/etc/{etc}", f"/etc/{etc}"]
         cmd += ["--ro-bind", str(runtime / "passwd"), "/etc/passwd"]
