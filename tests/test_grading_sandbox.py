@@ -73,9 +73,8 @@ def sandbox_processes() -> list[int]:
     pids = []
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
-            uid = int(
-                next(l for l in status.read_text().splitlines() if l.startswith("Uid:")).split()[1]
-            )
+            lines = status.read_text().splitlines()
+            uid = int(next(x for x in lines if x.startswith("Uid:")).split()[1])
         except (OSError, StopIteration, ValueError):
             continue
         if uid >= UID_BASE:
