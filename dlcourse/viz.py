@@ -3,6 +3,15 @@
 Every function returns the matplotlib ``Figure`` and never calls ``plt.show()`` (the lesson shows
 it, the tests close it). Colours of segmentation classes come from ``dlcourse.data.COLORMAP``, so
 a class looks the same in every lesson. Inputs may be NumPy arrays or tensors.
+
+Example:
+
+>>> from dlcourse.data import make_scenes
+>>> scenes = make_scenes(3, image_size=32, seed=0)
+>>> fig = show_masks(scenes.images, scenes.masks)
+>>> len(fig.axes), [t.get_text() for t in fig.legends[0].get_texts()]
+(3, ['circle', 'square', 'triangle'])
+>>> plt.close(fig)  # in a lesson: plt.show() or display(fig)
 """
 
 from __future__ import annotations
