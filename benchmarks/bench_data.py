@@ -44,13 +44,14 @@ def run(n: int = 2000, repeats: int = 3) -> dict:
     import numpy as np
 
     results = [_rate(n, 64, repeats), _rate(max(n // 4, 1), 128, repeats)]
+    load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     return {
         "name": "data.make_scenes",
         "settings": "defaults: objects (1, 3), 3 classes, texture, noise 0.08",
         "results": results,
         "threads": {name: os.environ.get(name) for name in THREAD_VARIABLES},
         "cpu_count": os.cpu_count(),
-        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "load_average": load,
         "python": platform.python_version(),
         "numpy": np.__version__,
     }
