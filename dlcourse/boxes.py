@@ -14,6 +14,10 @@ it (tested):
                           by the height (``"rel_xywh"`` is what the localizer's box head predicts)
 ========================  ==============================================================
 
+Keras 3.13 (Colab's version in 2026) converts ``"rel_center_xywh"`` to pixel formats with the
+height and width swapped (correct in Keras 3.15); ``convert_boxes`` is right in both, which is one
+reason it is written here rather than delegated to Keras.
+
 ``image_size`` is always ``(height, width)``, the order of ``image.shape[:2]`` (Keras's
 ``convert_format`` takes ``height=`` and ``width=`` separately), or one int for a square image.
 

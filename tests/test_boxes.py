@@ -107,8 +107,19 @@ def test_iou_agrees_with_keras_compute_iou():
 # ---------------------------------------------------------------- conversions
 
 
+def keras_swaps_height_and_width_from_rel_center():
+    """Keras 3.13 (Colab's) converts rel_center_xywh to pixels with height and width swapped."""
+    box = keras.utils.bounding_boxes.convert_format(
+        np.float32([[0.5, 0.5, 0.5, 0.5]]), "rel_center_xywh", "xyxy", height=10, width=20
+    )
+    return not np.allclose(keras.ops.convert_to_numpy(box), [[5, 2.5, 15, 7.5]])
+
+
 @pytest.mark.parametrize("source,target", list(itertools.product(FORMATS, FORMATS)))
 def test_conversion_agrees_with_keras_and_round_trips(source, target):
+    if source == "rel_center_xywh" and not target.startswith("rel_"):
+        if keras_swaps_height_and_width_from_rel_center():
+            pytest.xfail(f"Keras {keras.__version__} swaps height and width here; ours is right")
     rng = np.random.default_rng(4)
     xywh = random_xywh(rng, 7)
     boxes = convert_boxes(xywh, "xywh", source, image_size=(HEIGHT, WIDTH))
@@ -159,7 +170,10 @@ def test_clip_boxes_worked_example_and_keras():
     np.testing.assert_array_equal(clipped, expected)
     xyxy = convert_boxes(boxes, "xywh", "xyxy")
     theirs = keras.utils.bounding_boxes.clip_to_image_size(
-        {"boxes": xyxy}, height=HEIGHT, width=WIDTH, bounding_box_format="xyxy"
+        {"boxes": xyxy, "labels": np.arange(4)},  # Keras 3.13 requires labels
+        height=HEIGHT,
+        width=WIDTH,
+        bounding_box_format="xyxy",
     )["boxes"]
     np.testing.assert_allclose(
         convert_boxes(clipped, "xywh", "xyxy"), keras.ops.convert_to_numpy(theirs)
