@@ -238,10 +238,6 @@ def boundary_f1(y_true, y_pred, tolerance: int = 1) -> float:
 # Cost
 
 
-def _shape_list(spec):
-    return spec if isinstance(spec, list | tuple) else [spec]
-
-
 def _conv_macs(layer, in_shape, out_shape) -> int:
     """Multiply-adds of one call (batch 1) of a convolution-like or dense layer; 0 otherwise."""
     kind = type(layer).__name__
@@ -279,7 +275,8 @@ def model_cost(model, input_shape) -> dict:
         every layer's output, the input layer included, times the item size: 4 bytes for float32
         — what training keeps for the backward pass, roughly) and ``layers``: one dict per layer
         with ``name``, ``type``, ``output_shape``, ``params``, ``multiply_adds``,
-        ``activation_bytes``. Multiply by the batch size for a batch (not ``params``).
+        ``activation_bytes``. Multiply by the batch size for a batch (not ``params``); FLOPs are
+        about ``2 * multiply_adds``. A nested model is one row holding its own totals.
 
     Example:
     >>> inputs = keras.Input((None, None, 3))
@@ -288,40 +285,45 @@ def model_cost(model, input_shape) -> dict:
     >>> cost["params"], cost["multiply_adds"], cost["activation_bytes"]
     (224, 221184, 45056)
     """
-    shapes = {}
-    for layer in model.layers:
+    from dlcourse.models._graph import layer_calls
+
+    shapes = {id(t): ((1, *input_shape), t.dtype) for t in model.inputs}
+
+    def concrete(t):
+        if isinstance(t, keras.KerasTensor) and id(t) in shapes:
+            return keras.KerasTensor(shapes[id(t)][0], dtype=shapes[id(t)][1])
+        return t
+
+    table, counted = [], set()
+    for layer, node in layer_calls(model):
         if isinstance(layer, keras.layers.InputLayer):
-            shapes[id(layer.output)] = (1, *input_shape), layer.output.dtype
-    table, seen = [], set()
-    for layer in model.layers:
-        outs = _shape_list(layer.output)
-        if id(layer) in seen:
-            continue
-        seen.add(id(layer))
-        if isinstance(layer, keras.layers.InputLayer):
-            in_shapes, out_specs = [], [shapes[id(outs[0])]]
+            in_shape, out_specs = None, [shapes[id(node.outputs[0])]]
         else:
-            ins = _shape_list(layer.input)
-            in_specs = [keras.KerasTensor(shapes[id(t)][0], dtype=shapes[id(t)][1]) for t in ins]
-            arg = in_specs if isinstance(layer.input, list | tuple) else in_specs[0]
-            spec = _shape_list(layer.compute_output_spec(arg))
+            args, kwargs = node.arguments.convert(concrete)
+            spec = keras.tree.flatten(layer.compute_output_spec(*args, **kwargs))
             out_specs = [(tuple(s.shape), s.dtype) for s in spec]
-            in_shapes = [s.shape for s in in_specs]
-            for t, s in zip(outs, out_specs, strict=True):
-                shapes[id(t)] = s
+            shapes.update({id(t): s for t, s in zip(node.outputs, out_specs, strict=True)})
+            in_shape = shapes[id(node.input_tensors[0])][0]
         out_shape = out_specs[0][0]
-        macs = _conv_macs(layer, in_shapes[0], out_shape) if in_shapes else 0
         act = sum(int(np.prod(s)) * np.dtype(d).itemsize for s, d in out_specs)
+        if isinstance(layer, keras.Model):  # a nested model (a backbone): count inside it
+            inner = model_cost(layer, in_shape[1:])["layers"]
+            macs = sum(r["multiply_adds"] for r in inner)
+            act = sum(r["activation_bytes"] for r in inner if r["type"] != "InputLayer")
+        else:
+            macs = _conv_macs(layer, in_shape, out_shape) if in_shape else 0
         table.append(
             {
                 "name": layer.name,
                 "type": type(layer).__name__,
                 "output_shape": out_shape[1:],
-                "params": int(layer.count_params()) if layer.weights else 0,
+                # a layer called twice costs twice, but its weights exist once
+                "params": 0 if id(layer) in counted else int(layer.count_params()),
                 "multiply_adds": int(macs),
                 "activation_bytes": int(act),
             }
         )
+        counted.add(id(layer))
     return {
         "params": int(sum(r["params"] for r in table)),
         "multiply_adds": int(sum(r["multiply_adds"] for r in table)),

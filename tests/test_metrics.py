@@ -188,6 +188,27 @@ def test_model_cost_dense_head():
     assert cost["activation_bytes"] == 4 * (72 + 48 + 48 + 5)
 
 
+def test_model_cost_of_a_nested_model():
+    inner_in = keras.Input((None, None, 3))
+    backbone = keras.Model(inner_in, keras.layers.Conv2D(4, 3, padding="same")(inner_in))
+    inputs = keras.Input((None, None, 3))
+    outputs = keras.layers.Conv2D(2, 1)(backbone(inputs))
+    cost = metrics.model_cost(keras.Model(inputs, outputs), (8, 8, 3))
+    assert cost["multiply_adds"] == 64 * 27 * 4 + 64 * 4 * 2
+    assert cost["activation_bytes"] == 4 * (192 + 256 + 128)  # the inner input is the outer one
+    assert cost["params"] == 112 + 10
+
+
+def test_model_cost_of_a_layer_called_twice():
+    inputs = keras.Input((None, None, 2))
+    shared = keras.layers.Conv2D(2, 3, padding="same", name="shared")
+    outputs = shared(shared(inputs))
+    cost = metrics.model_cost(keras.Model(inputs, outputs), (4, 4, 2))
+    assert [r["name"] for r in cost["layers"]][1:] == ["shared", "shared"]
+    assert cost["params"] == 9 * 2 * 2 + 2  # the weights exist once
+    assert cost["multiply_adds"] == 2 * (16 * 9 * 2 * 2)  # the work is done twice
+
+
 def test_model_cost_counts_the_convolution_inside_resize_conv():
     inputs = keras.Input((4, 4, 2))
     outputs = dlcourse.layers.ResizeConv2D(5, 3, size=2, name="up")(inputs)

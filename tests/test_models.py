@@ -194,6 +194,17 @@ def test_receptive_field_hand_cases():
     assert models.receptive_field(keras.Model(inputs, x)) == 9
 
 
+def test_receptive_field_through_a_nested_model():
+    inner_in = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(2, 3, padding="same")(inner_in)  # 3
+    backbone = keras.Model(inner_in, keras.layers.MaxPooling2D(2)(x))  # 4, jump 2
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(3, 3, padding="same")(inputs)  # 3
+    x = backbone(x)  # 3 + (4 - 1) = 6, jump 2
+    outputs = keras.layers.Conv2D(2, 3, padding="same")(x)  # 6 + 2·2 = 10
+    assert models.receptive_field(keras.Model(inputs, outputs)) == 10
+
+
 def test_receptive_field_of_encoder_decoder_by_hand():
     m = models.build_encoder_decoder(4, upsampling="transpose", filters=(4, 8, 16))
     # enc1 3, pool 4 (j2), enc2 8, pool 10 (j4), bottleneck 18, dec2 26,

@@ -11,6 +11,7 @@ import math
 from fractions import Fraction
 
 from dlcourse._quiet import import_keras
+from dlcourse.models._graph import layer_calls
 
 keras = import_keras()
 layers = keras.layers
@@ -99,8 +100,11 @@ def _pair(value):
     return value[0] if isinstance(value, list | tuple) else value
 
 
-def _step(layer, r, j):
+def _step(layer, node, r, j):
     """(receptive field, jump) after ``layer``, both in input pixels along the height."""
+    if isinstance(layer, keras.Model):  # a nested model: compose its own field and jump
+        inner_r, inner_j = _field(layer)
+        return r + (inner_r - 1) * j, j * inner_j
     cfg = layer.get_config()
     kind = type(layer).__name__
     if kind == "Conv2DTranspose":  # an output pixel gathers from ceil(k / s) input pixels
@@ -118,7 +122,7 @@ def _step(layer, r, j):
         k = _pair(cfg["pool_size"])
         return r + (k - 1) * j, j * _pair(cfg.get("strides") or k)
     if kind == "Flatten":  # a dense layer after it sees the whole feature map
-        h = layer.input.shape[1]
+        h = node.input_tensors[0].shape[1]
         if h is None:
             raise ValueError(f"Expected a known height before Flatten {layer.name!r}.")
         return r + (h - 1) * j, j
@@ -149,23 +153,21 @@ def receptive_field(model_or_layers) -> int:
         for k, s in model_or_layers:
             r, j = r + (k - 1) * j, j * s
         return int(r)
-    model = model_or_layers
-    fields = {}
-    for layer in model.layers:
-        outputs = layer.output if isinstance(layer.output, list | tuple) else [layer.output]
-        if isinstance(layer, layers.InputLayer):
-            r, j = Fraction(1), Fraction(1)
-        else:
-            inputs = layer.input if isinstance(layer.input, list | tuple) else [layer.input]
-            known = [fields[id(t)] for t in inputs]
-            if "Unpooling" in type(layer).__name__:  # switches / `like` only give the size
-                r, j = known[0][0], known[0][1]
-                r = max(r, *(f[0] for f in known))
-            else:
-                r, j = max(f[0] for f in known), min(f[1] for f in known)
-            r, j = _step(layer, r, j)
-        for t in outputs:
-            fields[id(t)] = (r, j)
-    outputs = model.outputs
-    r = max(fields[id(t)][0] for t in outputs)
+    r, _ = _field(model_or_layers)
     return int(r) if r == int(r) else float(r)
+
+
+def _field(model):
+    """(receptive field, jump) of a functional model's outputs (the largest field over outputs)."""
+    fields = {id(t): (Fraction(1), Fraction(1)) for t in model.inputs}
+    for layer, node in layer_calls(model):
+        if isinstance(layer, layers.InputLayer):
+            continue
+        known = [fields[id(t)] for t in node.input_tensors]
+        if "Unpooling" in type(layer).__name__:  # switches and `like` only give the size
+            r, j = max(f[0] for f in known), known[0][1]
+        else:
+            r, j = max(f[0] for f in known), min(f[1] for f in known)
+        r, j = _step(layer, node, r, j)
+        fields.update({id(t): (r, j) for t in node.outputs})
+    return max(fields[id(t)] for t in model.outputs)
