@@ -176,7 +176,9 @@ def collect(course: Course, folder: Path, assignments: list[str]) -> list[tuple[
         if re.search(r"[A-Za-z]", rest):
             student = safe_name(rest)
         elif path.parent != Path(folder):
-            student = safe_name(path.parent.name)
+            # Moodle names a student's folder "Full Name_12345_assignsubmission_file_"
+            parent = re.sub(r"_\d+_assignsubmission_\w*$", "", path.parent.name)
+            student = safe_name(parent)
         else:
             student = safe_name(stem)
         notebooks = [p.name for p in course.notebooks(target)]

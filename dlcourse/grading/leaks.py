@@ -1,8 +1,8 @@
 """Find solution or hidden-test text where students will see it.
 
 A *secret line* is a line of a solution region or a hidden-test region of the instructor's source
-(at least ``MIN_CHARS`` characters once stripped) that does not also occur in the public part of
-the notebook (markdown, visible code, the stubs). ``release`` checks that no secret line, and no
+(at least ``MIN_CHARS`` characters once stripped) that does not also occur anywhere in the public
+part of the notebook (markdown, visible code, the stubs), not even inside a longer line. ``release`` checks that no secret line, and no
 region delimiter, reaches the student version; ``grade`` withholds any feedback output that
 contains a hidden-test line (student code can read what the kernel runs and print it later).
 """
@@ -18,21 +18,21 @@ MIN_CHARS = 12
 DELIMITERS = (fmt.SOLUTION_BEGIN, fmt.SOLUTION_END, fmt.HIDDEN_BEGIN, fmt.HIDDEN_END)
 
 
-def _public_lines(nb) -> set[str]:
-    out = set()
+def _public_text(nb) -> str:
+    out = []
     for cell in nb.cells:
         src = cell.source
         if fmt.role(cell) == "test":
             src = fmt.strip_hidden(src)
         elif fmt.role(cell) in ("solution", "manual"):
             src = fmt.stub_solution(src, cell.cell_type)
-        out.update(line.strip() for line in src.splitlines())
-    return out
+        out.append(src)
+    return "\n".join(out)
 
 
 def secret_lines(nb, *, hidden_only: bool = False) -> set[str]:
     """The lines of ``nb``'s solution/hidden-test regions that must not reach students."""
-    public = _public_lines(nb)
+    public = _public_text(nb)
     secrets = set()
     for cell in nb.cells:
         if hidden_only:

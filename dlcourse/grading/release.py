@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from dlcourse.grading import leaks
@@ -65,7 +66,7 @@ def nbgrader_api(course: Course):
     config.CourseDirectory.root = str(course.root)
     config.CourseDirectory.course_id = "dlcourse"
     config.CourseDirectory.db_url = course.db_url
-    config.Exchange.root = str(course.root / "exchange")
+    config.Exchange.root = tempfile.gettempdir()  # unused; nbgrader only checks it is writable
     return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
 
 
