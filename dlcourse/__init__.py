@@ -1,9 +1,10 @@
 """dlcourse: the helper package of the dense-prediction course.
 
 ``import dlcourse`` imports Keras quietly (no TensorFlow log lines, see ``dlcourse._quiet``) and
-registers the course's layers under the ``dlcourse>`` prefix, so a saved ``.keras`` model that
-uses them loads again. Everything else (data, plots, models, grading) is imported on first use:
-``dlcourse.data`` works without importing matplotlib, and the grading tools never import tfds.
+registers every Keras object the course defines (layers, initializers, losses, metrics) under the
+``dlcourse>`` prefix, so a saved ``.keras`` model that uses them loads again. The rest (data,
+plots, reference implementations, the runner, grading) is imported on first use, so
+``import dlcourse`` never pulls in tensorflow-datasets, nbclient or nbgrader.
 """
 
 from __future__ import annotations
@@ -16,22 +17,21 @@ from dlcourse._version import __version__
 
 _import_keras()
 
-from dlcourse import layers  # noqa: E402  (registers the Keras layers; needs Keras first)
+# These modules define registered Keras objects; importing them registers them (Keras first).
+from dlcourse import layers, localization, metrics, models  # noqa: E402
 
-_LAZY = {
-    "boxes",
-    "data",
-    "grading",
+_LAZY = {"boxes", "checks", "data", "grading", "notebooks", "reference", "runner", "viz"}
+
+__all__ = [
+    "__version__",
+    "config",
+    "layers",
     "localization",
     "metrics",
     "models",
-    "reference",
-    "runner",
-    "viz",
-    "checks",
-}
-
-__all__ = ["__version__", "config", "layers", "results", *sorted(_LAZY)]
+    "results",
+    *sorted(_LAZY),
+]
 
 
 def __getattr__(name: str):

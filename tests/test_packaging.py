@@ -84,3 +84,37 @@ def test_plain_tensorflow_import_is_noisy_here():
     )
     assert proc.returncode == 0
     assert proc.stderr.strip(), "TensorFlow printed nothing: the quiet-import test proves nothing"
+
+
+def test_every_keras_object_of_the_package_is_registered_by_import():
+    """A .keras file using any course object loads after a bare ``import dlcourse``."""
+    import inspect
+    import pkgutil
+
+    import keras
+
+    registered = {
+        k.split(">", 1)[1] for k in keras.saving.get_custom_objects() if k.startswith("dlcourse>")
+    }
+    code = "import dlcourse, keras\nprint(sorted(k for k in keras.saving.get_custom_objects() if k.startswith('dlcourse>')))"
+    fresh = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert fresh.returncode == 0, fresh.stderr
+    for info in pkgutil.walk_packages(dlcourse.__path__, "dlcourse."):
+        if ".grading" in info.name:
+            continue
+        module = __import__(info.name, fromlist=["_"])
+        for name, obj in vars(module).items():
+            is_keras = inspect.isclass(obj) and issubclass(
+                obj,
+                keras.layers.Layer
+                | keras.metrics.Metric
+                | keras.losses.Loss
+                | keras.initializers.Initializer,
+            )
+            if is_keras and obj.__module__ == info.name and not name.startswith("_"):
+                assert name in registered, f"{info.name}.{name} is not registered"
+                assert f"dlcourse>{name}" in fresh.stdout, (
+                    f"{name} not registered by `import dlcourse`"
+                )

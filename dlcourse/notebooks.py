@@ -1,0 +1,126 @@
+"""Keep lesson notebooks clean: strip outputs, keep (and refresh) the outputs nbval checks.
+
+The course's rule (docs/CONVENTIONS.md): a lesson is committed without outputs, except code cells
+tagged ``keep_output`` (marked ``# NBVAL_CHECK_OUTPUT``), whose deterministic output nbval compares.
+nbval skips the comparison for a cell without an execution count and refuses a cell that has
+outputs but no count, so kept cells carry execution count 1; every other cell carries none. That is
+why the course uses this small tool instead of nbstripout (which drops the counts of kept cells
+unless told to keep every count).
+
+Command line (also the pre-commit hook)::
+
+    python -m dlcourse.notebooks strip lessons/*.ipynb       # outputs and counts off, kept cells kept
+    python -m dlcourse.notebooks refresh lessons/06_*.ipynb  # re-execute (FAST), store kept outputs
+    python -m dlcourse.notebooks check lessons/*.ipynb       # exit 1 if a notebook is not clean
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+KEEP_TAG = "keep_output"
+CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+_NOTEBOOK_METADATA = ("kernelspec", "language_info", "dlcourse")
+_CELL_METADATA = ("tags", "nbgrader", "editable", "deletable")
+
+
+def is_kept(cell) -> bool:
+    """Whether a code cell's output is kept on purpose (tag ``keep_output``)."""
+    return cell.get("cell_type") == "code" and KEEP_TAG in cell.get("metadata", {}).get("tags", [])
+
+
+def strip(nb):
+    """Strip a notebook node in place (see the module docstring) and return it."""
+    nb.metadata = {k: nb.metadata[k] for k in _NOTEBOOK_METADATA if k in nb.metadata}
+    for cell in nb.cells:
+        cell.pop("id", None)
+        meta = cell.get("metadata", {})
+        cell["metadata"] = {k: meta[k] for k in _CELL_METADATA if k in meta}
+        if cell["cell_type"] != "code":
+            continue
+        if is_kept(cell):
+            for output in cell.outputs:
+                if "execution_count" in output:
+                    output["execution_count"] = 1
+            cell.execution_count = 1 if cell.outputs else None
+        else:
+            cell.outputs = []
+            cell.execution_count = None
+    nb.nbformat_minor = min(nb.nbformat_minor, 4)  # no random cell ids in the diffs
+    return nb
+
+
+def problems(nb) -> list[str]:
+    """What is not clean about a notebook node (empty when it is)."""
+    found = []
+    for i, cell in enumerate(nb.cells):
+        if cell["cell_type"] != "code":
+            continue
+        marked = any(line.strip() == CHECK_MARK for line in cell.source.splitlines())
+        if is_kept(cell) != marked:
+            found.append(f"cell {i}: the tag {KEEP_TAG!r} and the line {CHECK_MARK!r} go together")
+        if is_kept(cell):
+            if not cell.outputs or cell.execution_count is None:
+                found.append(
+                    f"cell {i}: a kept cell needs its output and execution count (refresh)"
+                )
+        elif cell.outputs or cell.execution_count is not None:
+            found.append(f"cell {i}: outputs or execution count not stripped")
+    return found
+
+
+def refresh(path: str | Path, *, timeout: int = 600):
+    """Execute a notebook in FAST mode and store the outputs of its kept cells only."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    path = Path(path)
+    source = nbformat.read(path, as_version=4)
+    executed = nbformat.read(path, as_version=4)
+    env = dict(os.environ, DLCOURSE_FAST="1", MPLBACKEND="Agg")
+    client = NotebookClient(
+        executed,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    client.execute(env=env)
+    for cell, ran in zip(source.cells, executed.cells, strict=True):
+        if is_kept(cell):
+            cell.outputs = ran.outputs
+    nbformat.write(strip(source), path)
+    return source
+
+
+def main(argv: list[str] | None = None) -> int:
+    import nbformat
+
+    parser = argparse.ArgumentParser(
+        prog="python -m dlcourse.notebooks", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("action", choices=["strip", "refresh", "check"])
+    parser.add_argument("notebooks", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    status = 0
+    for path in args.notebooks:
+        if args.action == "refresh":
+            refresh(path)
+            continue
+        nb = nbformat.read(path, as_version=4)
+        if args.action == "strip":
+            before = nbformat.writes(nb)
+            after = nbformat.writes(strip(nb))
+            if after != before:
+                path.write_text(after + ("" if after.endswith("\n") else "\n"))
+                print(f"stripped {path}")
+        for problem in problems(nb):
+            print(f"{path}: {problem}", file=sys.stderr)
+            status = 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
