@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from dlcourse import reference as R
-from dlcourse.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
+from dlcourse.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D, _geometry
 
 RNG = np.random.default_rng(7)
 
@@ -107,10 +107,11 @@ def test_unpool_without_like_uses_the_transposed_convolution_size():
         np.testing.assert_allclose(y, R.max_unpool(pooled, np.asarray(switches), x.shape))
 
 
-def test_functional_model_with_unknown_height_and_width():
+@pytest.mark.parametrize("index_dtype", ["int32", "int64"])
+def test_functional_model_with_unknown_height_and_width(index_dtype):
     inputs = keras.Input((None, None, 3))
-    pooled, switches = MaxPoolingWithArgmax2D(3, 2, "same", name="pool")(inputs)
-    assert tuple(pooled.shape) == (None, None, None, 3) and switches.dtype == "int32"
+    pooled, switches = MaxPoolingWithArgmax2D(3, 2, "same", index_dtype, name="pool")(inputs)
+    assert tuple(pooled.shape) == (None, None, None, 3) and switches.dtype == index_dtype
     outputs = MaxUnpooling2D(3, 2, "same", name="unpool")([pooled, switches, inputs])
     assert tuple(outputs.shape) == (None, None, None, 3)
     model = keras.Model(inputs, [outputs, switches])
@@ -137,6 +138,21 @@ def test_compiles_with_xla_and_trains():
     loss = model.train_on_batch(x, np.zeros_like(expected))
     assert np.isfinite(loss) and not np.allclose(before, model.get_layer("conv").kernel.numpy())
     assert all(layer.supports_jit for layer in model.layers)
+
+
+def test_layer_geometry_agrees_with_the_reference():
+    for size, pool, stride, padding in itertools.product(
+        range(1, 12), (1, 2, 3, 4, 5), (1, 2, 3), ("valid", "same")
+    ):
+        if padding == "valid" and size < pool:
+            continue
+        out = _geometry.pooled_size(size, pool, stride, padding)
+        assert out == R.conv_output_size(size, pool, stride, padding)
+        before = R.same_padding(size, pool, stride)[0] if padding == "same" else 0
+        assert _geometry.pad_before(size, out, pool, stride, padding) == before
+        assert _geometry.unpooled_size(out, pool, stride, padding) == (
+            R.conv_transpose_output_size(out, pool, stride, padding)
+        )
 
 
 # --- gradients ----------------------------------------------------------------------------------

@@ -13,10 +13,12 @@ Implementation (``keras.ops`` only, so it also compiles with XLA, which Keras sw
 default on a GPU and which cannot compile ``tf.nn.max_pool_with_argmax``): the input is viewed as
 blocks ``(N, Hb, sh, Wb, sw, C)`` so that the candidates for one window position are a plain
 slice, and a running maximum over the window positions moves only to a strictly larger value,
-recording where it moved (TensorFlow's rule: the first maximum wins a tie). Unpooling selects, for every window
-position, the values whose switch points there, and interleaves them back: no scatter, no
-transpose. The gradient of the pooled values is defined as unpooling the upstream gradient with
-the same switches, so it reaches exactly one input per window, the one the switch names.
+recording where it moved (TensorFlow's rule: the first maximum wins a tie). Unpooling selects,
+for every window position, the values whose switch points there, and interleaves them back: no
+scatter, no transpose. The gradient of the pooled values is defined as unpooling the upstream
+gradient with the same switches, so it reaches exactly one input per window, the one the switch
+names (``ops.max_pool``'s own gradient may split ties or pick another maximum, depending on the
+device). ``benchmarks/bench_layers.py`` compares its speed with the TensorFlow-native composition.
 """
 
 from __future__ import annotations
