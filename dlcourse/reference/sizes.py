@@ -21,7 +21,7 @@ def check_padding(padding) -> str:
 
 def pair(value, name: str, minimum: int = 1) -> tuple[int, int]:
     """``value`` as a pair of integers ``>= minimum`` (an int means the same on both axes)."""
-    values = (value, value) if isinstance(value, int) else tuple(value) if _is_seq(value) else None
+    values = (value, value) if _is_int(value) else tuple(value) if _is_seq(value) else None
     if values is None or len(values) != 2 or not all(_is_int(v) and v >= minimum for v in values):
         rule = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise ValueError(
