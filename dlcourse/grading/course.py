@@ -24,7 +24,7 @@ import re
 import shutil
 from pathlib import Path
 
-from dlcourse.grading.sandbox import _package_dir
+from dlcourse.grading.sandbox import package_dir
 
 STUDENT_ID = re.compile(r"[^A-Za-z0-9._@+-]+")
 
@@ -33,7 +33,7 @@ def lessons_dir() -> Path | None:
     """The course's lessons: ``$DLCOURSE_LESSONS``, else ``lessons/`` next to the package."""
     env = os.environ.get("DLCOURSE_LESSONS")
     candidates = [Path(env)] if env else []
-    candidates += [_package_dir().parent / "lessons", _package_dir() / "lessons"]
+    candidates += [package_dir().parent / "lessons", package_dir() / "lessons"]
     return next((c for c in candidates if c.is_dir()), None)
 
 

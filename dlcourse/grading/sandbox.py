@@ -106,7 +106,7 @@ def find_bwrap() -> str | None:
     )
 
 
-def _package_dir() -> Path:
+def package_dir() -> Path:
     spec = importlib.util.find_spec("dlcourse")  # finds without importing (no TensorFlow)
     assert spec is not None and spec.submodule_search_locations
     return Path(next(iter(spec.submodule_search_locations))).resolve()
@@ -123,7 +123,7 @@ def python_paths() -> list[Path]:
     candidates += [os.path.dirname(os.path.realpath(sys.executable))]
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         candidates.append(sysconfig.get_paths().get(key, ""))
-    candidates.append(str(_package_dir()))
+    candidates.append(str(package_dir()))
     out: list[Path] = []
     for c in sorted({Path(c) for c in candidates if c}, key=lambda p: len(p.parts)):
         if c.exists() and not _within(c, out) and c != Path("/"):
@@ -138,7 +138,8 @@ class SandboxConfig:
     bwrap: str | None
     """bubblewrap, or None to run without a sandbox (the instructor accepted the risk)."""
     hide: tuple[Path, ...] = ()
-    """Folders that must stay invisible even if they lie inside a bound folder (the course)."""
+    """Folders (or files) that must stay invisible even inside a bound folder: the course, the
+    lessons, notebooks shipped inside the package."""
     extra_ro: tuple[Path, ...] = ()
     """More folders to bind read-only (e.g. a data folder a custom assignment needs)."""
     limits: Limits = dataclasses.field(default_factory=Limits)
@@ -184,7 +185,9 @@ class SandboxConfig:
             cmd += _parents(path, made) + ["--ro-bind", str(path), str(path)]
         hidden = [Path(h).resolve() for h in self.hide]
         for h in hidden:
-            if _within(h, bound):
+            if h.is_file() and _within(h, bound):
+                cmd += ["--ro-bind", "/dev/null", str(h)]
+            elif _within(h, bound):
                 cmd += ["--tmpfs", str(h)]
                 for path in bound:  # re-expose what is needed inside the masked folder
                     if h in path.parents:

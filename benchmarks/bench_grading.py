@@ -1,0 +1,203 @@
+"""Grading speed: dlcourse grade (sandboxed, unsandboxed, --workers 2) against nbgrader autograde.
+
+For a lesson, builds a course with N submissions (half the solved notebook, half the untouched
+student version), then grades the same submissions with
+
+* ``nbgrader``    -- plain ``nbgrader autograde``, in-process through nbgrader's API, one student
+  after the other (what formgrader does); its per-cell timeout raised to ours;
+* ``sandbox``     -- ``dlcourse grade``, each kernel in bubblewrap (the default);
+* ``no_sandbox``  -- ``dlcourse grade`` with the same launcher and limits but no bubblewrap;
+* ``sandbox_w2``  -- ``dlcourse grade --workers 2``;
+
+all in FAST mode, each in a fresh copy of the course, repeated and interleaved (the machine is
+shared: load changes from minute to minute), timing the whole call. ``dlcourse grade`` includes
+its feedback HTML and gradebook writes; ``nbgrader autograde`` writes no feedback.
+
+    python -m benchmarks.bench_grading [--lesson 01] [--submissions 4] [--repeats 2]
+                                       [--cells all|exercises] [--out results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+from dlcourse.grading import nbformat_grading as fmt
+from dlcourse.grading.course import Course
+from dlcourse.grading.grade import grade
+from dlcourse.grading.release import nbgrader_api, release
+
+FIXTURE = (
+    Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "grading" / "00_fixture.ipynb"
+)
+CONFIGS = ("nbgrader", "sandbox", "no_sandbox", "sandbox_w2")
+
+
+def build_course(root: Path, lesson: str, submissions: int) -> tuple[Course, str]:
+    course = Course(root)
+    (released,) = release(course, [lesson])
+    if not released.ok:
+        raise RuntimeError(f"release of {lesson} failed: {released.problems}")
+    name = released.assignment
+    source = nbformat.read(course.source / name / f"{name}.ipynb", as_version=4)
+    student = nbformat.read(course.release_dir / name / f"{name}.ipynb", as_version=4)
+    answers = {
+        fmt.nbgrader_meta(c)["grade_id"]: c.source
+        for c in source.cells
+        if fmt.role(c) == "solution"
+    }
+    solved = copy.deepcopy(student)
+    for cell in solved.cells:
+        if fmt.role(cell) == "solution":
+            cell.source = answers[fmt.nbgrader_meta(cell)["grade_id"]]
+    for i in range(submissions):
+        folder = course.submitted / f"student{i:02d}" / name
+        folder.mkdir(parents=True)
+        nbformat.write(solved if i % 2 == 0 else student, folder / f"{name}.ipynb")
+    return course, name
+
+
+def time_nbgrader(course: Course, name: str, timeout: float) -> tuple[float, dict]:
+    api = nbgrader_api(course)
+    api.config.Execute.timeout = int(timeout)
+    api.config.ExecutePreprocessor.timeout = int(timeout)
+    students = sorted(p.name for p in course.submitted.iterdir())
+    start = time.perf_counter()
+    ok = {}
+    for student in students:
+        ok[student] = bool(api.autograde(name, student, force=True, create=True).get("success"))
+    seconds = time.perf_counter() - start
+    scores = {}
+    from nbgrader.api import Gradebook
+
+    with Gradebook(course.db_url, "dlcourse") as gb:
+        for student in students:
+            try:
+                scores[student] = gb.find_submission(name, student).score if ok[student] else None
+            except Exception:
+                scores[student] = None
+    return seconds, scores
+
+
+def time_dlcourse(
+    course: Course, name: str, timeout: float, cells: str, *, sandbox: bool, workers: int
+) -> tuple[float, dict]:
+    os.environ.pop("NBGRADER_EXECUTION", None)
+    start = time.perf_counter()
+    rows = grade(
+        course,
+        [name],
+        timeout=timeout,
+        workers=workers,
+        mode=cells,
+        progress=False,
+        use_sandbox=sandbox,
+        allow_unsandboxed=not sandbox,
+    )
+    return time.perf_counter() - start, {r.student: r.score for r in rows}
+
+
+def load() -> float:
+    return os.getloadavg()[0]
+
+
+def run(
+    lesson: str = "01",
+    submissions: int = 4,
+    repeats: int = 2,
+    cells: str = "all",
+    timeout: float = 600.0,
+    configs=CONFIGS,
+) -> dict:
+    """Time every configuration ``repeats`` times, interleaved; seconds per submission."""
+    with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
+        template, name = build_course(Path(tmp, "template"), lesson, submissions)
+        times: dict[str, list[float]] = {c: [] for c in configs}
+        scores: dict[str, dict] = {}
+        loads = []
+        for rep in range(repeats):
+            order = list(configs) if rep % 2 == 0 else list(reversed(configs))
+            for config in order:
+                root = Path(tmp, f"{config}-{rep}")
+                shutil.copytree(template.root, root)
+                course = Course(root)
+                loads.append(load())
+                if config == "nbgrader":
+                    seconds, got = time_nbgrader(course, name, timeout)
+                else:
+                    seconds, got = time_dlcourse(
+                        course,
+                        name,
+                        timeout,
+                        cells,
+                        sandbox=config != "no_sandbox",
+                        workers=2 if config.endswith("_w2") else 1,
+                    )
+                times[config].append(seconds / submissions)
+                scores[config] = got
+                print(
+                    f"{config:>11} rep {rep}: {seconds / submissions:6.2f} s/submission "
+                    f"(load {loads[-1]:.1f})",
+                    flush=True,
+                )
+    per = {c: statistics.median(v) for c, v in times.items()}
+    result = {
+        "lesson": name,
+        "submissions": submissions,
+        "repeats": repeats,
+        "cells": cells,
+        "seconds_per_submission": per,
+        "all_runs": times,
+        "scores": scores,
+        "load_average": [round(x, 2) for x in loads],
+        "cpu_count": os.cpu_count(),
+    }
+    if "sandbox" in per and "no_sandbox" in per:
+        result["sandbox_overhead"] = per["sandbox"] / per["no_sandbox"] - 1
+    if "sandbox" in per and "nbgrader" in per:
+        result["overhead_vs_nbgrader"] = per["sandbox"] / per["nbgrader"] - 1
+    if "sandbox" in per and "sandbox_w2" in per:
+        result["speedup_workers_2"] = per["sandbox"] / per["sandbox_w2"]
+    return result
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--lesson",
+        default="01",
+        help="lesson name/number, a notebook path, or 'fixture' (the tests' one)",
+    )
+    parser.add_argument("--submissions", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--cells", choices=["all", "exercises"], default="all")
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    lesson = str(FIXTURE) if args.lesson == "fixture" else args.lesson
+    result = run(
+        lesson,
+        args.submissions,
+        args.repeats,
+        args.cells,
+        args.timeout,
+        tuple(args.configs.split(",")),
+    )
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
