@@ -1,0 +1,164 @@
+"""``python -m benchmarks``: how fast the course runs, against the machine's limit and its peers.
+
+Sections (``--only`` picks some, in this order):
+
+- ``course``: wall seconds of every lesson in FAST mode and the total (``dlcourse run --fast``);
+- ``efficiency``: a training step's achieved FLOP/s ÷ the machine's peak (matmul, convolution);
+- ``quality``: seconds of training for each upsampling method to reach validation mIoU 0.6 / 0.8;
+- ``data``: scenes generated per second; share of a training epoch waiting on input;
+- ``layers``: max pooling with switches + max unpooling against TensorFlow's own ops;
+- ``grading``: seconds per submission, speed-up with 2 workers, sandbox overhead.
+
+Each section runs in its own process (``benchmarks.sections``) with a timeout; one that fails or
+times out is reported with its error and the others still run. The report (``report.json``,
+``report.md``, one log per section) is rewritten after every section, so an interrupted run keeps
+what it measured. ``--readme README.md`` rewrites the README's block between
+``<!-- benchmarks:start -->`` and ``<!-- benchmarks:end -->``.
+
+Full run: about 15 minutes on 2 quiet cores. ``--quick``: tiny sizes, a smoke run of the machinery
+(its figures mean nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import report as reporting
+from benchmarks.sections import SECTIONS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def run_section(name: str, quick: bool, out: Path, timeout: float) -> dict:
+    """Run one section in a child process; ``{"status", "wall_seconds", "result" | "error",
+    "environment", "load_average_before/after", "log"}``."""
+    out = out.resolve()
+    (out / "sections").mkdir(parents=True, exist_ok=True)
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    result_file, log = out / "sections" / f"{name}.json", out / "logs" / f"{name}.log"
+    result_file.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "benchmarks.sections", name, "--out", str(out)]
+    cmd += ["--json", str(result_file)] + (["--quick"] if quick else [])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env.setdefault("MPLBACKEND", "Agg")
+    load_before = reporting.load_average()
+    start = time.perf_counter()
+    with open(log, "w") as log_file:
+        # Its own session, so that a timeout ends the section's kernels and workers too.
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            code = None
+    wall = round(time.perf_counter() - start, 1)
+    if code is None:
+        entry = {
+            "status": "failed",
+            "error": {"type": "Timeout", "message": f"killed after {timeout:.0f} s"},
+        }
+    elif result_file.exists():
+        entry = json.loads(result_file.read_text())
+    else:
+        entry = {
+            "status": "failed",
+            "error": {"type": "ProcessError", "message": f"exit code {code}: {_tail(log, 5)}"},
+        }
+    entry.update(
+        wall_seconds=wall,
+        load_average_before=load_before,
+        load_average_after=reporting.load_average(),
+        log=str(log.relative_to(out)),
+    )
+    return entry
+
+
+def _parse_only(text: str | None) -> list[str]:
+    if not text:
+        return list(SECTIONS)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"Expected sections from {', '.join(SECTIONS)}. Received: --only {text}"
+        )
+    return [n for n in SECTIONS if n in names]  # report order
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Measure how fast the course runs; write report.json and report.md.",
+    )
+    parser.add_argument(
+        "--only", type=_parse_only, default=list(SECTIONS), metavar="SECTION[,SECTION]",
+        help=f"sections to run, comma-separated: {', '.join(SECTIONS)} (default: all)",
+    )  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a 1–2 minute smoke run")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
+    parser.add_argument(
+        "--readme", type=Path, default=None,
+        help="rewrite this README's block between <!-- benchmarks:start/end --> markers",
+    )  # fmt: skip
+    parser.add_argument(
+        "--timeout-factor", type=float, default=1.0,
+        help="scale every section's timeout (full run: course 900 s, quality 480 s, ...)",
+    )  # fmt: skip
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    report = {
+        "command": shlex.join(["python", "-m", "benchmarks", *argv]),
+        "quick": args.quick,
+        "machine": reporting.machine(),
+        "environment": None,
+        "sections": {},
+    }
+    start = time.perf_counter()
+    for name in args.only:
+        timeout = SECTIONS[name].timeout * (0.5 if args.quick else 1.0) * args.timeout_factor
+        print(f"[{name}] running (timeout {timeout:.0f} s) ...", file=sys.stderr, flush=True)
+        entry = run_section(name, args.quick, out, timeout)
+        if report["environment"] is None and "error" not in entry.get("environment", {"error": 1}):
+            report["environment"] = entry["environment"]
+        report["sections"][name] = entry
+        report["wall_seconds"] = round(time.perf_counter() - start, 1)
+        reporting.write(report, out)
+        print(f"[{name}] {entry['status']} in {entry['wall_seconds']:.0f} s", file=sys.stderr)
+    report["machine"]["load_average_end"] = reporting.load_average()
+    reporting.write(report, out)
+    print(reporting.summary_markdown(report))
+    print(f"\nReport: {out / 'report.md'} and {out / 'report.json'}")
+    if args.readme:
+        reporting.update_readme(args.readme, reporting.readme_block(report))
+        print(f"Benchmark block written to {args.readme}")
+    return 1 if any(e["status"] == "failed" for e in report["sections"].values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""Benchmark: how close a training step of each course model comes to the machine's peak FLOP/s.
+
+**Peak** (the limit, measured in the same run): a large float32 matmul (``2 n³`` FLOPs) and a large
+3×3 convolution (``2 × multiply-adds``), each one ``tf.function`` without XLA, as Keras runs on a CPU.
+The peak is the faster of the two.
+
+**Achieved**: one training step (``train_on_batch``: forward, backward, Adam update) of the naive
+FCN, the encoder–decoder of every upsampling method and the classification + localization network,
+on a fixed batch of generated scenes. Its FLOPs follow the usual convention
+
+    training FLOPs per step = 3 × 2 × multiply-adds (batch of 1) × batch
+
+(2 FLOPs per multiply-add; the backward pass costs about twice the forward pass: one product for
+the gradient with respect to the input, one for the weights). Multiply-adds come from
+``dlcourse.metrics.model_cost`` (convolutions, transposed convolutions, dense layers; BatchNorm,
+activations, pooling and unpooling are not counted, so layers that only move memory show up as a
+lower share of the peak). The share of the peak is achieved FLOP/s ÷ peak FLOP/s.
+
+The peak operations and the model steps are timed round-robin (one of each in turn, ``repeats``
+rounds), so a change of load on a shared machine hits all of them alike; the share is computed
+from the best time of each (both best of ``repeats``) and from the medians. ``cpu_per_wall`` (process
+CPU seconds per wall second during the step) says how many cores the step kept busy.
+
+Run ``python -m benchmarks.bench_efficiency [--quick]`` (prints JSON) or call ``run()``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+CONVENTION = "training FLOPs = 3 x 2 x multiply-adds x batch (forward 1x, backward 2x)"
+SIZES = {
+    # matmul n; conv batch, side, channels; models' batch and image side; timing rounds
+    "full": {"matmul": 2048, "conv": (16, 64, 128), "batch": 32, "image_size": 64, "repeats": 12},
+    "quick": {"matmul": 512, "conv": (4, 32, 64), "batch": 8, "image_size": 32, "repeats": 3},
+}
+
+
+def _peak_ops(matmul_n: int, conv: tuple[int, int, int]) -> dict:
+    """``name -> (callable, flops, description)`` for the matmul and the convolution."""
+    import tensorflow as tf
+
+    a = tf.random.stateless_uniform((matmul_n, matmul_n), seed=(1, 2))
+    b = tf.random.stateless_uniform((matmul_n, matmul_n), seed=(3, 4))
+    batch, side, channels = conv
+    x = tf.random.stateless_uniform((batch, side, side, channels), seed=(5, 6))
+    k = tf.random.stateless_uniform((3, 3, channels, channels), seed=(7, 8))
+
+    # Reduced to a scalar so that fetching the result costs nothing next to the product.
+    @tf.function(jit_compile=False)
+    def matmul():
+        return tf.reduce_sum(tf.linalg.matmul(a, b))
+
+    @tf.function(jit_compile=False)
+    def convolution():
+        return tf.reduce_sum(tf.nn.conv2d(x, k, 1, "SAME"))
+
+    conv_macs = batch * side * side * 9 * channels * channels
+    return {
+        "matmul": (lambda: matmul().numpy(), 2 * matmul_n**3, f"{matmul_n}x{matmul_n} float32"),
+        "conv": (
+            lambda: convolution().numpy(),
+            2 * conv_macs,
+            f"3x3, {channels}->{channels} channels, batch {batch}, {side}x{side}",
+        ),
+    }
+
+
+def _segmenter(method: str, num_classes: int):
+    """The model lessons 05–06 train (``dlcourse.experiments.build_segmenter`` where present)."""
+    try:
+        from dlcourse.experiments import build_segmenter
+    except ImportError:  # the experiments module is newer than this checkout
+        from dlcourse.models import build_encoder_decoder, build_naive_fcn
+
+        if method == "naive_fcn":
+            return build_naive_fcn(6, 32, num_classes, batch_norm=True)
+        return build_encoder_decoder(num_classes, upsampling=method)
+    return build_segmenter(method, num_classes)
+
+
+def _models(batch: int, size: int) -> dict:
+    """``name -> (build, x, y, input_shape)``: every model with a fixed batch of scenes."""
+    from dlcourse.data import make_scenes, task_arrays
+    from dlcourse.localization import build_localizer, compile_localizer
+    from dlcourse.models import UPSAMPLING_METHODS
+
+    scenes = make_scenes(batch, image_size=size, seed=0)
+    x, y = task_arrays(scenes, "segmentation")
+    num_classes = 4  # 3 object classes + background
+
+    def segmenter(method):
+        def build():
+            import keras
+
+            model = _segmenter(method, num_classes)
+            model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy())
+            return model
+
+        return build
+
+    single = make_scenes(batch, image_size=size, objects=1, seed=0)
+    xl, yl = task_arrays(single, "localization")
+    models = {name: (segmenter(name), x, y) for name in ("naive_fcn", *UPSAMPLING_METHODS)}
+    models["localizer"] = (
+        lambda: compile_localizer(build_localizer(3, (size, size, 3))),
+        xl,
+        yl,
+    )
+    return models
+
+
+def _time(fn) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def run(quick: bool = False) -> dict:
+    """Peak FLOP/s and each model's training-step FLOP/s, timed round-robin.
+
+    Returns:
+        ``{"convention", "config", "peak": {"matmul": {...}, "conv": {...}, "gflops_best",
+        "gflops_median"}, "models": {name: {"params", "multiply_adds", "gflop_per_step",
+        "best_s", "median_s", "cpu_per_wall", "gflops_best", "share_of_peak",
+        "share_of_peak_median"} | {"error"}}}``.
+    """
+    import dlcourse  # noqa: F401  (quiet TensorFlow import, registered layers)
+    from dlcourse.metrics import model_cost
+
+    cfg = SIZES["quick" if quick else "full"]
+    batch, size = cfg["batch"], cfg["image_size"]
+    steps, flops, info = {}, {}, {}
+    for name, (fn, n_flops, what) in _peak_ops(cfg["matmul"], cfg["conv"]).items():
+        steps[name], flops[name], info[name] = fn, n_flops, {"what": what}
+    for name, (build, x, y) in _models(batch, size).items():
+        try:
+            model = build()
+            cost = model_cost(model, (size, size, 3))
+            steps[name] = lambda m=model, x=x, y=y: m.train_on_batch(x, y)
+            flops[name] = 6 * cost["multiply_adds"] * batch
+            info[name] = {"params": cost["params"], "multiply_adds": cost["multiply_adds"]}
+            for _ in range(2):  # tracing, allocation
+                steps[name]()
+        except Exception as exc:  # one broken model does not hide the others
+            steps.pop(name, None)
+            info[name] = {"error": f"{type(exc).__name__}: {exc}"}
+    for name in ("matmul", "conv"):
+        steps[name]()  # tracing
+    walls = {name: [] for name in steps}
+    cpus = {name: [] for name in steps}
+    for _ in range(cfg["repeats"]):
+        for name, fn in steps.items():
+            wall, cpu = _time(fn)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+    for name in steps:
+        best, median = min(walls[name]), float(np.median(walls[name]))
+        info[name].update(
+            gflop_per_step=round(flops[name] / 1e9, 3),
+            best_s=round(best, 5),
+            median_s=round(median, 5),
+            cpu_per_wall=round(float(np.median(cpus[name]) / median), 2),
+            gflops_best=round(flops[name] / best / 1e9, 2),
+            gflops_median=round(flops[name] / median / 1e9, 2),
+        )
+    peak = {name: info.pop(name) for name in ("matmul", "conv")}
+    peak_best = max(p["gflops_best"] for p in peak.values())
+    peak_median = max(p["gflops_median"] for p in peak.values())
+    for row in info.values():
+        if "error" not in row:
+            row["share_of_peak"] = round(row["gflops_best"] / peak_best, 4)
+            row["share_of_peak_median"] = round(row["gflops_median"] / peak_median, 4)
+    return {
+        "convention": CONVENTION,
+        "config": {"batch": batch, "image_size": size, "repeats": cfg["repeats"], "quick": quick},
+        "peak": {**peak, "gflops_best": peak_best, "gflops_median": peak_median},
+        "models": info,
+    }
+
+
+def markdown(result: dict, machine: str) -> str:
+    """Two tables: the peak operations, then each model's share of the peak."""
+    peak, cfg = result["peak"], result["config"]
+    lines = [
+        f"| peak operation | what | GFLOP/s best ({machine}) | GFLOP/s median |",
+        "| --- | --- | ---: | ---: |",
+    ]
+    for name in ("matmul", "conv"):
+        p = peak[name]
+        lines.append(
+            f"| {name} | {p['what']} | {p['gflops_best']:.1f} | {p['gflops_median']:.1f} |"
+        )
+    lines += [
+        "",
+        f"Training step, batch {cfg['batch']} of {cfg['image_size']}×{cfg['image_size']} scenes; "
+        f"{result['convention']}; share = achieved ÷ peak ({peak['gflops_best']:.1f} GFLOP/s), "
+        f"both best of {cfg['repeats']} taken round-robin.",
+        "",
+        f"| model | params | GFLOP/step | step ms best ({machine}) | cores busy | "
+        "achieved GFLOP/s | **share of peak** | share (medians) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, row in result["models"].items():
+        if "error" in row:
+            lines.append(f"| {name} | failed: {row['error'][:120]} | | | | | | |")
+            continue
+        lines.append(
+            f"| {name} | {row['params']:,} | {row['gflop_per_step']:.2f} | "
+            f"{row['best_s'] * 1000:.1f} | {row['cpu_per_wall']:.1f} | {row['gflops_best']:.1f} | "
+            f"**{row['share_of_peak']:.1%}** | {row['share_of_peak_median']:.1%} |"
+        )
+    return "\n".join(lines)
+
+
+def headline(result: dict) -> list[tuple[str, str]]:
+    peak = result["peak"]
+    ok = {k: v for k, v in result["models"].items() if "error" not in v}
+    rows = [
+        (
+            "peak FLOP/s (matmul / 3×3 conv)",
+            f"{peak['matmul']['gflops_best']:.0f} / {peak['conv']['gflops_best']:.0f} GFLOP/s",
+        )
+    ]
+    if ok:
+        low = min(ok, key=lambda k: ok[k]["share_of_peak"])
+        high = max(ok, key=lambda k: ok[k]["share_of_peak"])
+        rows.append(
+            (
+                "training step, share of peak",
+                f"{ok[low]['share_of_peak']:.0%} ({low}) to {ok[high]['share_of_peak']:.0%} ({high})",
+            )
+        )
+    return rows
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, a smoke run")
+    args = parser.parse_args(argv)
+    print(json.dumps(run(args.quick), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,311 @@
+"""The benchmark report: the machine, ``report.json``, ``report.md`` and the README block.
+
+Absolute times are labelled with the machine they came from (CPU model, cores, date, load);
+comparisons are ratios taken in the same run. Each section's tables come from its module's
+``markdown(result, machine)`` (this module renders the sections whose modules have none).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+from pathlib import Path
+
+README_START = "<!-- benchmarks:start -->"
+README_END = "<!-- benchmarks:end -->"
+
+
+# ------------------------------------------------------------------------------------- machine
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 2**20, 1)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def load_average() -> list[float] | None:
+    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def machine() -> dict:
+    """What the absolute times belong to."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "platform": platform.platform(),
+        "cpu_model": _cpu_model(),
+        "cores": os.cpu_count(),
+        "usable_cores": usable,
+        "memory_gib": _memory_gib(),
+        "python": platform.python_version(),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "load_average_start": load_average(),
+    }
+
+
+def machine_label(m: dict) -> str:
+    """Short label for table headers: ``AMD EPYC, 2 cores``."""
+    return f"{m['cpu_model']}, {m['usable_cores']} cores"
+
+
+# ------------------------------------------------------------------------ renderers for others
+
+
+def _data_markdown(result: dict, label: str) -> str:
+    from benchmarks import bench_input
+
+    gen = result["generation"]
+    lines = [
+        f"`make_scenes` (single-threaded NumPy; best of {gen['results'][0]['repeats']}):",
+        "",
+        f"| scenes | scenes/s, CPU time ({label}) | scenes/s, wall |",
+        "| --- | ---: | ---: |",
+    ]
+    for r in gen["results"]:
+        lines.append(
+            f"| {r['image_size']}×{r['image_size']} ({r['scenes']}) | "
+            f"{r['scenes_per_second_cpu']:,.0f} | {r['scenes_per_second_wall']:,.0f} |"
+        )
+    return "\n".join(lines) + "\n\n" + bench_input.markdown(result["input"], label)
+
+
+def _data_headline(result: dict) -> list[tuple[str, str]]:
+    first = result["generation"]["results"][0]
+    share = result["input"]["input_wait_share"]
+    size = first["image_size"]
+    return [
+        (
+            f"scenes generated per second ({size}×{size})",
+            f"{first['scenes_per_second_cpu']:,.0f}/s CPU time, "
+            f"{first['scenes_per_second_wall']:,.0f}/s wall",
+        ),
+        (
+            "share of a training epoch waiting on input",
+            f"{share['make_dataset']:.0%} with `make_dataset`, {share['arrays']:.0%} with NumPy "
+            f"arrays, {result['input']['generation']['share_if_serial']:.0%} generating on the fly",
+        ),
+    ]
+
+
+def _layers_markdown(result: dict, label: str) -> str:
+    cfg = result["config"]
+    lines = [
+        f"Pool 2×2 and unpool again, forward + backward, batch {cfg['batch']}, "
+        f"{cfg['channels']} channels; ratio > 1: dlcourse is faster / smaller.",
+        "",
+        f"| size | variant | wall ms ({label}) | CPU ms | peak extra MB | "
+        "wall ÷ dlcourse | memory ÷ dlcourse |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for entry in result["results"]:
+        for variant in ("dlcourse", "tf_native", "pool_upsample"):
+            row = entry[variant]
+            ratio = entry["ratios"].get(f"{variant} / dlcourse", {})
+            mem = row["peak_extra_mb"]
+            lines.append(
+                f"| {entry['size']}×{entry['size']} | {variant} | {row['wall_s'] * 1000:.1f} | "
+                f"{row['cpu_s'] * 1000:.1f} | {'—' if mem is None else mem} | "
+                f"{ratio.get('wall_s', 1.0 if variant == 'dlcourse' else '—')} | "
+                f"{ratio.get('peak_extra_mb', 1.0 if variant == 'dlcourse' else '—')} |"
+            )
+    return "\n".join(lines)
+
+
+def _layers_headline(result: dict) -> list[tuple[str, str]]:
+    parts = [
+        f"×{e['ratios']['tf_native / dlcourse'].get('wall_s', float('nan')):.2f} at "
+        f"{e['size']}×{e['size']}"
+        for e in result["results"]
+    ]
+    return [
+        (
+            "max pool + unpool, `tf.nn.max_pool_with_argmax`+`scatter_nd` time ÷ dlcourse's",
+            ", ".join(parts),
+        )
+    ]
+
+
+def _grading_markdown(result: dict, label: str) -> str:
+    per = result.get("seconds_per_submission", {})
+    lines = [
+        f"Lesson {result.get('lesson')}, {result.get('submissions')} submissions, "
+        f"cells: {result.get('cells')}, median of {result.get('repeats')} (interleaved).",
+        "",
+        f"| configuration | seconds per submission ({label}) |",
+        "| --- | ---: |",
+    ]
+    lines += [f"| {name} | {seconds:.2f} |" for name, seconds in per.items()]
+    ratios = {
+        "speedup_workers_2": "parallel speed-up, 2 workers",
+        "sandbox_overhead": "sandbox overhead (sandbox ÷ no sandbox − 1)",
+        "overhead_vs_nbgrader": "dlcourse grade ÷ nbgrader autograde − 1",
+    }
+    found = [(text, result[key]) for key, text in ratios.items() if key in result]
+    if found:
+        lines += ["", "| ratio (same run) | value |", "| --- | ---: |"]
+        lines += [f"| {text} | {value:.2f} |" for text, value in found]
+    return "\n".join(lines)
+
+
+def _grading_headline(result: dict) -> list[tuple[str, str]]:
+    per = result.get("seconds_per_submission", {})
+    parts = []
+    if "sandbox" in per:
+        parts.append(f"{per['sandbox']:.1f} s/submission (sandboxed)")
+    if "speedup_workers_2" in result:
+        parts.append(f"×{result['speedup_workers_2']:.2f} with 2 workers")
+    if "sandbox_overhead" in result:
+        parts.append(f"sandbox overhead {result['sandbox_overhead']:+.0%}")
+    return [("grading", "; ".join(parts) or json.dumps(per))]
+
+
+def _renderers(name: str):
+    """``(markdown, headline)`` functions of a section."""
+    if name in ("course", "efficiency", "quality"):
+        import importlib
+
+        module = importlib.import_module(f"benchmarks.bench_{name}")
+        return module.markdown, module.headline
+    return {
+        "data": (_data_markdown, _data_headline),
+        "layers": (_layers_markdown, _layers_headline),
+        "grading": (_grading_markdown, _grading_headline),
+    }[name]
+
+
+# ---------------------------------------------------------------------------------- documents
+
+
+def _problem(entry: dict) -> str:
+    err = entry.get("error") or {}
+    text = f"{err.get('type', 'Error')}: {err.get('message', '')}".strip()
+    return text.replace("\n", " ").replace("|", "/")[:200]
+
+
+def _section_status(entry: dict) -> str:
+    if entry["status"] == "ok":
+        return f"{entry['wall_seconds']:.0f} s"
+    return f"**{entry['status']}**: {_problem(entry)}"
+
+
+def summary_rows(report: dict) -> list[tuple[str, str, str]]:
+    """``(section, figure, value)`` for every section; failed sections say why."""
+    from benchmarks.sections import SECTIONS
+
+    rows = []
+    for name, entry in report["sections"].items():
+        title = SECTIONS[name].title if name in SECTIONS else name
+        if entry["status"] != "ok":
+            rows.append((title, entry["status"], _problem(entry)))
+            continue
+        try:
+            for figure, value in _renderers(name)[1](entry["result"]):
+                rows.append((title, figure, value))
+        except Exception as exc:  # a result of an unexpected shape must not lose the report
+            rows.append((title, "could not summarise", f"{type(exc).__name__}: {exc}"))
+    return rows
+
+
+def _header(report: dict) -> str:
+    m = report["machine"]
+    env = report.get("environment") or {}
+    kind = (
+        "**quick run (smoke-test sizes: figures are not meaningful)**"
+        if report["quick"]
+        else "full run"
+    )
+    software = (
+        ", ".join(f"{k} {env[k]}" for k in ("tensorflow", "keras", "python") if env.get(k))
+        or f"Python {m['python']}"
+    )
+    return (
+        f"Measured on **{m['cpu_model']}, {m['usable_cores']} cores, {m['memory_gib']} GiB** "
+        f"({m['platform']}; {software}) on {m['date'][:10]}, {kind}: `{report['command']}`, "
+        f"{report.get('wall_seconds', 0):.0f} s in all. Load average at the start "
+        f"{m['load_average_start']} (above {m['usable_cores']} means other work shared the "
+        "cores and inflated absolute times). Comparisons are ratios taken within this run; "
+        "absolute times belong to this machine."
+    )
+
+
+def summary_markdown(report: dict) -> str:
+    lines = ["| section | figure | value |", "| --- | --- | --- |"]
+    lines += [f"| {s} | {f} | {v} |" for s, f, v in summary_rows(report)]
+    return "\n".join(lines)
+
+
+def sections_markdown(report: dict, level: str = "##") -> str:
+    from benchmarks.sections import SECTIONS
+
+    label = machine_label(report["machine"])
+    parts = []
+    for name, entry in report["sections"].items():
+        title = SECTIONS[name].title if name in SECTIONS else name
+        parts.append(f"{level} {title} ({_section_status(entry)})")
+        if entry["status"] == "ok":
+            try:
+                parts.append(_renderers(name)[0](entry["result"], label))
+            except Exception as exc:
+                parts.append(f"Could not render: {type(exc).__name__}: {exc}")
+    return "\n\n".join(parts)
+
+
+def markdown(report: dict) -> str:
+    """``report.md``: header, summary table, then one part per section."""
+    return "\n\n".join(
+        [
+            "# dlcourse benchmarks",
+            _header(report),
+            summary_markdown(report),
+            sections_markdown(report),
+        ]
+    )
+
+
+def readme_block(report: dict) -> str:
+    """What goes between the README's benchmark markers: summary visible, tables folded."""
+    return "\n\n".join(
+        [
+            _header(report),
+            summary_markdown(report),
+            "<details><summary>Every table</summary>",
+            sections_markdown(report, level="####"),
+            "</details>",
+        ]
+    )
+
+
+def write(report: dict, out: Path) -> None:
+    """``out/report.json`` and ``out/report.md``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    (out / "report.md").write_text(markdown(report) + "\n")
+
+
+def update_readme(readme: Path, block: str) -> None:
+    """Replace the text between the benchmark markers of ``readme`` with ``block``."""
+    text = Path(readme).read_text()
+    if text.count(README_START) != 1 or text.count(README_END) != 1:
+        raise ValueError(
+            f"Expected {readme} to contain the markers {README_START} and {README_END} once each. "
+            "Received: a file without them"
+        )
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    Path(readme).write_text(f"{head}{README_START}\n{block}\n{README_END}{tail}")

@@ -1,0 +1,158 @@
+"""The benchmark sections, and the runner of one section in its own process.
+
+``python -m benchmarks`` runs every section as ``python -m benchmarks.sections NAME --out DIR
+--json FILE [--quick]``: a section that crashes, runs out of memory or hangs (it is killed at its
+timeout) is reported as failed and the others still run, and each starts with a fresh TensorFlow
+(no allocator pools or thread pools left over from the one before).
+
+Every section is a function ``(quick, out) -> dict`` (JSON-serialisable). A section whose module
+is not in this checkout yet raises :class:`SectionUnavailable` and is reported as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import json
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class SectionUnavailable(Exception):
+    """The section's benchmark module is not there (yet): reported, not a failure."""
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    title: str
+    run: Callable[[bool, Path], dict]
+    timeout: float  # seconds at full size; a quick run gets half
+
+
+def _call(module: str, quick: bool, **kwargs) -> dict:
+    """``benchmarks.<module>.run(**kwargs)``, passing only the arguments its ``run`` accepts."""
+    try:
+        mod = importlib.import_module(f"benchmarks.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"benchmarks.{module}":
+            raise SectionUnavailable(f"benchmarks/{module}.py is not in this checkout") from exc
+        raise
+    accepted = inspect.signature(mod.run).parameters
+    if "quick" in accepted:
+        kwargs["quick"] = quick
+    return mod.run(**{k: v for k, v in kwargs.items() if k in accepted})
+
+
+def _course(quick: bool, out: Path) -> dict:
+    return _call("bench_course", quick, out=out / "course-run")
+
+
+def _efficiency(quick: bool, out: Path) -> dict:
+    return _call("bench_efficiency", quick)
+
+
+def _quality(quick: bool, out: Path) -> dict:
+    return _call("bench_quality", quick)
+
+
+def _data(quick: bool, out: Path) -> dict:
+    generation = _call("bench_data", quick, n=200 if quick else 2000, repeats=1 if quick else 3)
+    return {"generation": generation, "input": _call("bench_input", quick)}
+
+
+def _layers(quick: bool, out: Path) -> dict:
+    if quick:
+        return _call("bench_layers", quick, sizes=(32,), batch=8, repeats=3)
+    return _call("bench_layers", quick)
+
+
+def _grading(quick: bool, out: Path) -> dict:
+    # "exercises": the grader runs the setup and exercise cells only, as `dlcourse grade` does by
+    # default; grading every cell of a lesson would take minutes per submission here.
+    if quick:
+        fixture = Path(__file__).resolve().parents[1] / "tests/fixtures/grading/00_fixture.ipynb"
+        return _call(
+            "bench_grading",
+            quick,
+            lesson=str(fixture),
+            submissions=2,
+            repeats=1,
+            cells="exercises",
+        )
+    return _call("bench_grading", quick, lesson="01", submissions=4, repeats=1, cells="exercises")
+
+
+SECTIONS = {
+    s.name: s
+    for s in (
+        Section("course", "Course re-execution (every lesson, FAST mode)", _course, 900),
+        Section("efficiency", "Training efficiency against the machine's peak", _efficiency, 240),
+        Section("quality", "Time to quality (validation mean IoU)", _quality, 480),
+        Section("data", "Data: generation and input pipeline", _data, 180),
+        Section("layers", "Layers: max pooling with switches + max unpooling", _layers, 240),
+        Section("grading", "Grading", _grading, 600),
+    )
+}
+"""Every section, in report order."""
+
+
+def _error(exc: BaseException) -> dict:
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": traceback.format_exc(limit=-8),
+    }
+
+
+def run_here(name: str, quick: bool, out: Path) -> dict:
+    """Run one section in this process: ``{"status", "seconds", "result" | "error",
+    "environment"}``; never raises for the section's own errors."""
+    section = SECTIONS[name]
+    start = time.perf_counter()
+    try:
+        result = {"status": "ok", "result": section.run(quick, Path(out))}
+    except SectionUnavailable as exc:
+        result = {
+            "status": "unavailable",
+            "error": {"type": "SectionUnavailable", "message": str(exc)},
+        }
+    except Exception as exc:  # a failed section is reported; the report goes on
+        result = {"status": "failed", "error": _error(exc)}
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    try:
+        from dlcourse.config import environment
+
+        result["environment"] = environment()
+    except Exception as exc:
+        result["environment"] = {"error": _error(exc)}
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Run one benchmark section (used by -m benchmarks)."
+    )
+    parser.add_argument("name", choices=list(SECTIONS))
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--json", type=Path, default=None, help="write the result here (default: stdout)"
+    )
+    args = parser.parse_args(argv)
+    result = run_here(args.name, args.quick, args.out)
+    text = json.dumps(result, indent=2, default=str)
+    if args.json:
+        args.json.write_text(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
