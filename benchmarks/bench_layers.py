@@ -101,8 +101,36 @@ def _check_same_gradients(steps, x, w) -> bool:
     return bool(np.array_equal(a, b))
 
 
+def _allocator_stats():
+    """TensorFlow's CPU allocator statistics, or None where it keeps none.
+
+    The default oneDNN CPU allocator keeps them (and pools freed memory, so the process's resident
+    size would not show a step's peak); with ``TF_ENABLE_ONEDNN_OPTS=0`` they are unavailable.
+    """
+    import tensorflow as tf
+
+    try:
+        return tf.config.experimental.get_memory_info("CPU:0")
+    except ValueError:
+        return None
+
+
+def _measured_step(step, x, w) -> tuple[float, float, float | None]:
+    """Wall seconds, CPU seconds and peak extra MiB (allocator) of one step."""
+    import tensorflow as tf
+
+    before = _allocator_stats()
+    if before is not None:
+        tf.config.experimental.reset_memory_stats("CPU:0")
+    wall, cpu = _run_once(step, x, w)
+    if before is None:
+        return wall, cpu, None
+    peak = _allocator_stats()["peak"]
+    return wall, cpu, (peak - before["current"]) / 2**20
+
+
 def time_variants(size: int, batch: int = 32, channels: int = 64, repeats: int = 5) -> dict:
-    """Median wall and CPU seconds per forward+backward step of every variant at one size."""
+    """Median wall seconds, CPU seconds and peak memory of a forward+backward step, per variant."""
     import numpy as np
 
     import dlcourse  # noqa: F401  (quiet TensorFlow import)
@@ -112,42 +140,21 @@ def time_variants(size: int, batch: int = 32, channels: int = 64, repeats: int =
     for step in steps.values():
         _run_once(step, x, w)  # trace and warm up
     same = _check_same_gradients(steps, x, w)
-    memory = {variant: peak_memory_mb(step, x, w) for variant, step in steps.items()}
-    walls = {v: [] for v in VARIANTS}
-    cpus = {v: [] for v in VARIANTS}
+    samples = {v: [] for v in VARIANTS}
     for _ in range(repeats):
-        for variant, step in steps.items():
-            wall, cpu = _run_once(step, x, w)
-            walls[variant].append(wall)
-            cpus[variant].append(cpu)
+        for variant, step in steps.items():  # round-robin: load changes hit every variant
+            samples[variant].append(_measured_step(step, x, w))
     result = {"size": size, "repeats": repeats, "same_gradient_as_tf_native": same}
     for variant in VARIANTS:
+        walls, cpus, peaks = zip(*samples[variant], strict=True)
         result[variant] = {
-            "wall_s": round(float(np.median(walls[variant])), 4),
-            "cpu_s": round(float(np.median(cpus[variant])), 4),
-            "peak_extra_mb": memory[variant],
+            "wall_s": round(float(np.median(walls)), 4),
+            "cpu_s": round(float(np.median(cpus)), 4),
+            # The peak depends on the order the executor runs independent ops in: median.
+            "peak_extra_mb": None if peaks[0] is None else round(float(np.median(peaks)), 1),
         }
     result["input_mb"] = round(batch * size * size * channels * 4 / 2**20, 1)
     return result
-
-
-def peak_memory_mb(step, x, w) -> float | None:
-    """Peak bytes TensorFlow's CPU allocator holds during one step, beyond what it held before.
-
-    Uses the allocator's own statistics (available with the default oneDNN CPU allocator, which
-    keeps freed memory in a pool, so the process's resident size would not show the difference);
-    None where TensorFlow does not keep them.
-    """
-    import tensorflow as tf
-
-    try:
-        tf.config.experimental.reset_memory_stats("CPU:0")
-        before = tf.config.experimental.get_memory_info("CPU:0")["current"]
-        _run_once(step, x, w)
-        peak = tf.config.experimental.get_memory_info("CPU:0")["peak"]
-    except ValueError:  # "Allocator stats not available" (e.g. TF_ENABLE_ONEDNN_OPTS=0)
-        return None
-    return round((peak - before) / 2**20, 1)
 
 
 def run(

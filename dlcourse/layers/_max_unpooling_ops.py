@@ -78,6 +78,35 @@ def _first_valid_masks(ho, wo, pads, pool_size, strides):
     return first
 
 
+def _windows(x, size, pooled, pool_size, strides, padding, fill, dtype):
+    """Yield ``(offset, candidates)`` for every window position ``(a, b)`` in row-major order.
+
+    ``candidates`` (N, Ho, Wo, C) holds the element of ``x`` (N, H, W, C) at position ``(a, b)``
+    of every window (``fill`` where that is padding); ``offset`` is the position's flat-index
+    offset ``(a * W + b) * C`` from the window's top-left corner.
+    """
+    (h, w), (ho, wo), c = size, pooled, ops.shape(x)[3]
+    pads, extra, blocks = _geometry(h, w, ho, wo, pool_size, strides, padding)
+    padded = _pad_or_crop(x, pads[0], blocks[0] * strides[0], axis=1, value=fill)
+    padded = _pad_or_crop(padded, pads[1], blocks[1] * strides[1], axis=2, value=fill)
+    grid = ops.reshape(padded, (-1, blocks[0], strides[0], blocks[1], strides[1], c))
+    w_c, c_ = ops.cast(w, dtype) * ops.cast(c, dtype), ops.cast(c, dtype)
+    for a, b in _window_positions(pool_size):
+        (qa, ra), (qb, rb) = divmod(a, strides[0]), divmod(b, strides[1])
+        candidates = grid[:, :, ra, :, rb, :]
+        if extra != (0, 0):  # overlapping windows: position (a, b) of window i is block i + qa
+            candidates = candidates[:, qa : qa + ho, qb : qb + wo, :]
+        yield ops.cast(a, dtype) * w_c + ops.cast(b, dtype) * c_, candidates
+
+
+def _window_offsets(switches, size, pool_size, strides, padding):
+    """``switches`` minus the flat index of their window's top-left corner: (N, Ho, Wo, C)."""
+    (h, w), (ho, wo, c) = size, spatial_dims(switches)
+    pads, _, _ = _geometry(h, w, ho, wo, pool_size, strides, padding)
+    dtype = keras.backend.standardize_dtype(switches.dtype)
+    return switches - flat_index_base(ho, wo, h, w, c, pool_size, strides, pads, dtype)
+
+
 def max_pool_with_switches(x, pool_size, strides, padding, index_dtype="int32"):
     """``(pooled, switches)`` of a channels-last 4-D tensor (the layer's computation).
 
@@ -86,64 +115,72 @@ def max_pool_with_switches(x, pool_size, strides, padding, index_dtype="int32"):
     h, w, c = spatial_dims(x)
     ho = pooled_size(h, pool_size[0], strides[0], padding)
     wo = pooled_size(w, pool_size[1], strides[1], padding)
+    pads, _, _ = _geometry(h, w, ho, wo, pool_size, strides, padding)
 
     @ops.custom_gradient
     def pool(x):
-        pads, extra, blocks = _geometry(h, w, ho, wo, pool_size, strides, padding)
-        inf = float("-inf")  # padding is never strictly larger than anything
-        padded = _pad_or_crop(x, pads[0], blocks[0] * strides[0], axis=1, value=inf)
-        padded = _pad_or_crop(padded, pads[1], blocks[1] * strides[1], axis=2, value=inf)
-        grid = ops.reshape(padded, (-1, blocks[0], strides[0], blocks[1], strides[1], c))
-        w_c = ops.cast(w, index_dtype) * ops.cast(c, index_dtype)
-        c_ = ops.cast(c, index_dtype)
         first = _first_valid_masks(ho, wo, pads, pool_size, strides)
-
+        positions = _window_positions(pool_size)
+        windows = _windows(x, (h, w), (ho, wo), pool_size, strides, padding, -np.inf, index_dtype)
         # TensorFlow's rule: start from the window's first element inside the image and move
         # only to a strictly larger one, so the first maximum wins a tie (and a NaN only wins
-        # if it comes first, as in tf.nn.max_pool_with_argmax).
-        best = offsets = None
-        for a, b in _window_positions(pool_size):
-            (qa, ra), (qb, rb) = divmod(a, strides[0]), divmod(b, strides[1])
-            candidate = grid[:, :, ra, :, rb, :]
-            if extra != (0, 0):  # overlapping windows: position (a, b) of window i is block i + qa
-                candidate = candidate[:, qa : qa + ho, qb : qb + wo, :]
-            offset = ops.cast(a, index_dtype) * w_c + ops.cast(b, index_dtype) * c_
-            if best is None:
-                best, offsets = candidate, ops.zeros_like(candidate, dtype=index_dtype)
-                continue
-            better = ops.greater(candidate, best)
+        # if it comes first, as in tf.nn.max_pool_with_argmax). Padding is -inf: never larger.
+        _, best = next(windows)
+        offsets = ops.zeros_like(best, dtype=index_dtype)
+        for (a, b), (offset, candidates) in zip(positions[1:], windows, strict=True):
+            better = ops.greater(candidates, best)
             if first is not None:  # windows cut by the top/left padding start further in
                 better = ops.logical_or(better, first(a, b))
-            best = ops.where(better, candidate, best)
+            best = ops.where(better, candidates, best)
             offsets = ops.where(better, offset, offsets)
-        pooled = best
         base = flat_index_base(ho, wo, h, w, c, pool_size, strides, pads, index_dtype)
         switches = offsets + base
 
         def grad(*args, upstream=None):
-            upstream = args if upstream is None else upstream
-            g = upstream[0] if isinstance(upstream, list | tuple) else upstream
+            g = _first_upstream(args, upstream)
             if g is None:
                 return ops.zeros_like(x)
             return max_unpool(g, switches, (h, w), pool_size, strides, padding)
 
-        return (pooled, switches), grad
+        return (best, switches), grad
 
-    pooled, switches = pool(x)
-    return pooled, switches
+    return pool(x)
 
 
 def max_unpool(values, switches, output_size, pool_size, strides, padding):
     """Write ``values`` (N, Ho, Wo, C) back at their ``switches``: (N, H, W, C), zeros elsewhere.
 
     ``output_size`` is ``(H, W)`` (ints or scalar tensors). Values of overlapping windows that
-    share a switch are summed (the transpose of pooling, like ``tf.scatter_nd``).
+    share a switch are summed (the transpose of pooling, like ``tf.scatter_nd``). The gradient
+    with respect to ``values`` reads the upstream gradient at the switches, window position by
+    window position (no autodiff through the interleaving, which would hold more memory).
     """
+    offsets = _window_offsets(switches, output_size, pool_size, strides, padding)
+
+    @ops.custom_gradient
+    def unpool(values):
+        def grad(*args, upstream=None):
+            g = _first_upstream(args, upstream)
+            pooled = spatial_dims(values)[:2]
+            gathered = ops.zeros_like(values)
+            windows = _windows(
+                g, output_size, pooled, pool_size, strides, padding, 0.0, offsets.dtype
+            )
+            for offset, candidates in windows:
+                gathered = ops.where(ops.equal(offsets, offset), candidates, gathered)
+            return gathered
+
+        return _interleave(values, offsets, output_size, pool_size, strides, padding), grad
+
+    return unpool(values)
+
+
+def _interleave(values, offsets, output_size, pool_size, strides, padding):
+    """Each value at the window position its offset names, interleaved into (N, H, W, C)."""
     h, w = output_size
     ho, wo, c = spatial_dims(values)
     pads, extra, blocks = _geometry(h, w, ho, wo, pool_size, strides, padding)
-    dtype = keras.backend.standardize_dtype(switches.dtype)
-    offsets = switches - flat_index_base(ho, wo, h, w, c, pool_size, strides, pads, dtype)
+    dtype = offsets.dtype
     w_c = ops.cast(w, dtype) * ops.cast(c, dtype)
     zero = ops.zeros((), values.dtype)
     slots = {}  # (row, column) inside a block -> values that land there, (N, Hb, Wb, C)
@@ -171,6 +208,12 @@ def max_unpool(values, switches, output_size, pool_size, strides, padding):
     if not (is_static(*pads) and pads == (0, 0)):
         full = full[:, pads[0] :, pads[1] :, :]
     return full
+
+
+def _first_upstream(args, upstream):
+    """The upstream gradient of a custom gradient's first output (backends pass it differently)."""
+    upstream = args if upstream is None else upstream
+    return upstream[0] if isinstance(upstream, list | tuple) else upstream
 
 
 def check_switches(switches, output_size, channels, pool_size, strides, padding):
