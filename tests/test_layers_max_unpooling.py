@@ -278,6 +278,9 @@ def test_mismatched_inputs_are_rejected_symbolically():
         MaxUnpooling2D(2)([pooled, pooled])
     with pytest.raises(ValueError, match="4-D"):
         MaxUnpooling2D(2)([pooled, switches, keras.Input((8, 3))])
+    one = MaxPoolingWithArgmax2D(2)(keras.Input((8, 8, 3), batch_size=1))
+    with pytest.raises(ValueError, match="batch size"):
+        MaxUnpooling2D(2)([*one, keras.Input((8, 8, 3), batch_size=2)])
     assert MaxUnpooling2D(2)([other_pooled, other_switches, pooled]).shape == (None, 4, 4, 3)
 
 

@@ -80,3 +80,5 @@ def test_bad_arguments_and_inputs(layer_cls):
             layer_cls(size)
     with pytest.raises(ValueError):
         layer_cls(2)(np.zeros((3, 3, 1), "float32"))  # not 4-D
+    with pytest.raises(ValueError, match="4-D"):
+        layer_cls(2).compute_output_shape((3, 3, 1))

@@ -46,7 +46,7 @@ def spatial_dims(x):
     return shape[1], shape[2], shape[3]
 
 
-def flat_index_base(ho, wo, h, w, c, pool, strides, pads, dtype):
+def flat_index_base(ho, wo, w, c, strides, pads, dtype):
     """Flat index ``(y * W + x) * C + c`` of each window's top-left position, shape (Ho, Wo, C).
 
     Adding ``(a * W + b) * C`` gives the index of position ``(a, b)`` inside the window.

@@ -104,7 +104,7 @@ def _window_offsets(switches, size, pool_size, strides, padding):
     (h, w), (ho, wo, c) = size, spatial_dims(switches)
     pads, _, _ = _geometry(h, w, ho, wo, pool_size, strides, padding)
     dtype = keras.backend.standardize_dtype(switches.dtype)
-    return switches - flat_index_base(ho, wo, h, w, c, pool_size, strides, pads, dtype)
+    return switches - flat_index_base(ho, wo, w, c, strides, pads, dtype)
 
 
 def max_pool_with_switches(x, pool_size, strides, padding, index_dtype="int32"):
@@ -133,7 +133,7 @@ def max_pool_with_switches(x, pool_size, strides, padding, index_dtype="int32"):
                 better = ops.logical_or(better, first(a, b))
             best = ops.where(better, candidates, best)
             offsets = ops.where(better, offset, offsets)
-        base = flat_index_base(ho, wo, h, w, c, pool_size, strides, pads, index_dtype)
+        base = flat_index_base(ho, wo, w, c, strides, pads, index_dtype)
         switches = offsets + base
 
         def grad(*args, upstream=None):

@@ -252,6 +252,10 @@ class MaxUnpooling2D(keras.layers.Layer):
             )
         if len(shapes) == 3:
             like = shapes[2]
+            if like[0] is not None and pooled[0] is not None and like[0] != pooled[0]:
+                raise ValueError(
+                    f"Layer {self.name!r}: `like` has batch size {like[0]}, the values {pooled[0]}."
+                )
             if like[3] is not None and pooled[3] is not None and like[3] != pooled[3]:
                 raise ValueError(
                     f"Layer {self.name!r}: `like` has {like[3]} channels, the values {pooled[3]}; "

@@ -22,6 +22,11 @@ class _FixedUnpooling2D(keras.layers.Layer):
         self.input_spec = keras.layers.InputSpec(ndim=4)
 
     def compute_output_shape(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(
+                f"Layer {self.name!r} expects 4-D channels-last input (batch, height, width, "
+                f"channels). Received shape: {tuple(input_shape)}"
+            )
         n, h, w, c = input_shape
         return (
             n,
