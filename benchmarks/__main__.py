@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument(
         "--timeout-factor", type=float, default=1.0,
-        help="scale every section's timeout (full run: course 900 s, quality 480 s, ...)",
+        help="scale every section's timeout (full run: course 1500 s, quality 900 s, ...)",
     )  # fmt: skip
     return parser
 

@@ -202,17 +202,17 @@ def markdown(result: dict, machine: str) -> str:
         f"both best of {cfg['repeats']} taken round-robin.",
         "",
         f"| model | params | GFLOP/step | step ms best ({machine}) | cores busy | "
-        "achieved GFLOP/s | **share of peak** | share (medians) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "achieved GFLOP/s | **share of peak** |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, row in result["models"].items():
         if "error" in row:
-            lines.append(f"| {name} | failed: {row['error'][:120]} | | | | | | |")
+            lines.append(f"| {name} | failed: {row['error'][:120]} | | | | | |")
             continue
         lines.append(
             f"| {name} | {row['params']:,} | {row['gflop_per_step']:.2f} | "
             f"{row['best_s'] * 1000:.1f} | {row['cpu_per_wall']:.1f} | {row['gflops_best']:.1f} | "
-            f"**{row['share_of_peak']:.1%}** | {row['share_of_peak_median']:.1%} |"
+            f"**{row['share_of_peak']:.1%}** |"
         )
     return "\n".join(lines)
 

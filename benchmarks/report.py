@@ -141,37 +141,50 @@ def _layers_headline(result: dict) -> list[tuple[str, str]]:
     ]
 
 
-def _grading_markdown(result: dict, label: str) -> str:
-    per = result.get("seconds_per_submission", {})
+_GRADING_RATIOS = {
+    "speedup_workers_2": "parallel speed-up, 2 workers (1 worker ÷ 2 workers)",
+    "sandbox_overhead": "sandbox overhead (sandboxed ÷ unsandboxed − 1)",
+    "overhead_vs_nbgrader": "`dlcourse grade` (sandboxed) ÷ `nbgrader autograde` − 1",
+}
+
+
+def _grading_table(result: dict, label: str, what: str) -> str:
     lines = [
-        f"Lesson {result.get('lesson')}, {result.get('submissions')} submissions, "
-        f"cells: {result.get('cells')}, median of {result.get('repeats')} (interleaved).",
+        f"{what}: {result.get('lesson')}, {result.get('submissions')} submissions, cells: "
+        f"{result.get('cells')}, median of {result.get('repeats')} (configurations interleaved).",
         "",
         f"| configuration | seconds per submission ({label}) |",
         "| --- | ---: |",
     ]
-    lines += [f"| {name} | {seconds:.2f} |" for name, seconds in per.items()]
-    ratios = {
-        "speedup_workers_2": "parallel speed-up, 2 workers",
-        "sandbox_overhead": "sandbox overhead (sandbox ÷ no sandbox − 1)",
-        "overhead_vs_nbgrader": "dlcourse grade ÷ nbgrader autograde − 1",
-    }
-    found = [(text, result[key]) for key, text in ratios.items() if key in result]
+    lines += [f"| {n} | {s:.2f} |" for n, s in result.get("seconds_per_submission", {}).items()]
+    found = [(text, result[key]) for key, text in _GRADING_RATIOS.items() if key in result]
     if found:
         lines += ["", "| ratio (same run) | value |", "| --- | ---: |"]
         lines += [f"| {text} | {value:.2f} |" for text, value in found]
     return "\n".join(lines)
 
 
+def _grading_markdown(result: dict, label: str) -> str:
+    return "\n\n".join(
+        [
+            _grading_table(result["lesson"], label, "A lesson as `dlcourse grade` grades it"),
+            _grading_table(result["peer"], label, "Against nbgrader, on the tiny fixture lesson"),
+        ]
+    )
+
+
 def _grading_headline(result: dict) -> list[tuple[str, str]]:
-    per = result.get("seconds_per_submission", {})
+    lesson, peer = result["lesson"], result["peer"]
+    per = lesson.get("seconds_per_submission", {})
     parts = []
     if "sandbox" in per:
-        parts.append(f"{per['sandbox']:.1f} s/submission (sandboxed)")
-    if "speedup_workers_2" in result:
-        parts.append(f"×{result['speedup_workers_2']:.2f} with 2 workers")
-    if "sandbox_overhead" in result:
-        parts.append(f"sandbox overhead {result['sandbox_overhead']:+.0%}")
+        parts.append(f"{per['sandbox']:.1f} s per submission of {lesson.get('lesson')} (sandboxed)")
+    if "speedup_workers_2" in lesson:
+        parts.append(f"×{lesson['speedup_workers_2']:.2f} with 2 workers")
+    if "sandbox_overhead" in lesson:
+        parts.append(f"sandbox overhead {lesson['sandbox_overhead']:+.0%}")
+    if "overhead_vs_nbgrader" in peer:
+        parts.append(f"vs nbgrader autograde {peer['overhead_vs_nbgrader']:+.0%}")
     return [("grading", "; ".join(parts) or json.dumps(per))]
 
 

@@ -32,7 +32,9 @@ class Section:
     name: str
     title: str
     run: Callable[[bool, Path], dict]
-    timeout: float  # seconds at full size; a quick run gets half
+    # seconds at full size (a quick run gets half): a guard against hangs, several times what a
+    # section takes on a quiet machine, since a loaded one is slower
+    timeout: float
 
 
 def _call(module: str, quick: bool, **kwargs) -> dict:
@@ -73,30 +75,41 @@ def _layers(quick: bool, out: Path) -> dict:
 
 
 def _grading(quick: bool, out: Path) -> dict:
-    # "exercises": the grader runs the setup and exercise cells only, as `dlcourse grade` does by
-    # default; grading every cell of a lesson would take minutes per submission here.
-    if quick:
-        fixture = Path(__file__).resolve().parents[1] / "tests/fixtures/grading/00_fixture.ipynb"
-        return _call(
-            "bench_grading",
-            quick,
-            lesson=str(fixture),
-            submissions=2,
-            repeats=1,
-            cells="exercises",
-        )
-    return _call("bench_grading", quick, lesson="01", submissions=4, repeats=1, cells="exercises")
+    fixture = Path(__file__).resolve().parents[1] / "tests/fixtures/grading/00_fixture.ipynb"
+    # A lesson as `dlcourse grade` grades it by default (setup and exercise cells only): seconds
+    # per submission, sandbox overhead, speed-up with 2 workers. nbgrader runs every cell of a
+    # lesson (minutes per submission), so the peer comparison uses the tests' tiny fixture
+    # lesson, every cell, where both do the same work.
+    lesson = _call(
+        "bench_grading",
+        quick,
+        lesson=str(fixture) if quick else "01",
+        submissions=2 if quick else 4,
+        repeats=1,
+        cells="exercises",
+        configs=("sandbox", "no_sandbox", "sandbox_w2"),
+    )
+    peer = _call(
+        "bench_grading",
+        quick,
+        lesson=str(fixture),
+        submissions=2,
+        repeats=1 if quick else 2,
+        cells="all",
+        configs=("nbgrader", "sandbox"),
+    )
+    return {"lesson": lesson, "peer": peer}
 
 
 SECTIONS = {
     s.name: s
     for s in (
-        Section("course", "Course re-execution (every lesson, FAST mode)", _course, 900),
-        Section("efficiency", "Training efficiency against the machine's peak", _efficiency, 240),
-        Section("quality", "Time to quality (validation mean IoU)", _quality, 480),
-        Section("data", "Data: generation and input pipeline", _data, 180),
-        Section("layers", "Layers: max pooling with switches + max unpooling", _layers, 240),
-        Section("grading", "Grading", _grading, 600),
+        Section("course", "Course re-execution (every lesson, FAST mode)", _course, 1500),
+        Section("efficiency", "Training efficiency against the machine's peak", _efficiency, 600),
+        Section("quality", "Time to quality (validation mean IoU)", _quality, 900),
+        Section("data", "Data: generation and input pipeline", _data, 300),
+        Section("layers", "Layers: max pooling with switches + max unpooling", _layers, 400),
+        Section("grading", "Grading", _grading, 900),
     )
 }
 """Every section, in report order."""

@@ -1,0 +1,93 @@
+"""Smoke test of ``python -m benchmarks``: its report's shape and the README rewrite.
+
+Speed targets live in the benchmarks, not here: this only checks that the machinery runs (the
+course section, on the two fixture lessons of the runner's tests, with ``--quick``: the first one
+only), that a failing or hanging section is reported while the others go on, and the README block.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import __main__ as cli
+from benchmarks import report
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE_LESSONS = ROOT / "tests" / "fixtures" / "runner"
+README = "# Title\n\nbefore\n\n## Speed\n\n{start}\nold table\n{end}\n\n## Contributing\nafter\n"
+
+
+def _readme(path: Path) -> Path:
+    path.write_text(README.format(start=report.README_START, end=report.README_END))
+    return path
+
+
+def test_quick_run_writes_report_and_readme_block(tmp_path):
+    readme = _readme(tmp_path / "README.md")
+    out = tmp_path / "out"
+    env = dict(os.environ, DLCOURSE_LESSONS_DIR=str(FIXTURE_LESSONS))
+    command = [sys.executable, "-m", "benchmarks", "--quick", "--only", "course"]
+    command += ["--out", str(out), "--readme", str(readme)]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr + done.stdout
+
+    data = json.loads((out / "report.json").read_text())
+    assert data["quick"] is True and data["command"].startswith("python -m benchmarks --quick")
+    assert {"platform", "cpu_model", "cores", "date", "load_average_start"} <= set(data["machine"])
+    assert {"tensorflow", "keras", "device"} <= set(data["environment"])
+    assert list(data["sections"]) == ["course"]
+    course = data["sections"]["course"]
+    assert course["status"] == "ok" and course["wall_seconds"] > 0
+    assert list(course["result"]["lessons"]) == ["01_good_lesson"]  # --quick: the first lesson
+    assert course["result"]["lessons"]["01_good_lesson"]["status"] == "passed"
+    assert course["result"]["total_seconds"] > 0
+    assert (out / course["log"]).exists()
+
+    md = (out / "report.md").read_text()
+    assert md.startswith("# dlcourse benchmarks")
+    assert "quick run" in md and data["machine"]["cpu_model"] in md
+    assert "| section | figure | value |" in md
+    assert "| lesson | status | seconds (" in md and "| 01_good_lesson | passed |" in md
+
+    text = readme.read_text()
+    head, rest = text.split(report.README_START)
+    block, tail = rest.split(report.README_END)
+    assert head == "# Title\n\nbefore\n\n## Speed\n\n"
+    assert tail == "\n\n## Contributing\nafter\n"
+    assert "old table" not in block and "| section | figure | value |" in block
+    assert "<details>" in block and "01_good_lesson" in block
+
+
+def test_hanging_section_is_reported_and_killed(tmp_path):
+    entry = cli.run_section("course", True, tmp_path, timeout=0.2)
+    assert entry["status"] == "failed"
+    assert entry["error"]["type"] == "Timeout"
+    rendered = report.markdown(
+        {
+            "command": "python -m benchmarks",
+            "quick": True,
+            "machine": report.machine(),
+            "environment": None,
+            "sections": {"course": entry},
+        }
+    )
+    assert "**failed**: Timeout: killed after 0 s" in rendered
+
+
+def test_only_rejects_unknown_sections(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.build_parser().parse_args(["--only", "course,nope"])
+    assert exc.value.code == 2
+    assert "Expected sections from course, efficiency" in capsys.readouterr().err
+
+
+def test_update_readme_needs_the_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# no markers\n")
+    with pytest.raises(ValueError, match="benchmarks:start"):
+        report.update_readme(readme, "table")
+    assert readme.read_text() == "# no markers\n"
