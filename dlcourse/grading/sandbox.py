@@ -324,6 +324,9 @@ def launch_spec(
     }
     if config.drop_to_nobody:
         spec["uid"] = spec["gid"] = config.uid
+    if config.bwrap is None:
+        # no bwrap --die-with-parent: the kernel watches its parent and exits with it
+        spec["env"]["JPY_PARENT_PID"] = str(os.getpid())
     return spec
 
 
