@@ -12,32 +12,9 @@ Modules, in the order a submission meets them (docs/grading.md tells the whole w
 * ``grade``             the batch: workers, progress, ``grades.csv``, ``gradebook``;
 * ``check``             the student's own run of the visible checks; ``cli`` the commands.
 
-Needs the ``instructor`` extra (nbgrader); nothing here imports TensorFlow.
+Needs the ``instructor`` extra (nbgrader); nothing here imports TensorFlow. From Python:
+``dlcourse.grading.release.release(Course(dir), ["01"])``,
+``dlcourse.grading.grade.grade(Course(dir), ["01"], workers=2)``,
+``dlcourse.grading.check.check("01_image_classification.ipynb")``.
 """
 
-from __future__ import annotations
-
-__all__ = ["check", "grade", "release"]
-
-
-def release(course_dir, lessons=None):
-    """Student versions of ``lessons`` in ``course_dir`` (see ``dlcourse.grading.release``)."""
-    from dlcourse.grading.course import Course
-    from dlcourse.grading.release import release as _release
-
-    return _release(Course(course_dir), lessons)
-
-
-def grade(course_dir, lessons=None, **options):
-    """Grade every submission of ``lessons`` (see ``dlcourse.grading.grade.grade``)."""
-    from dlcourse.grading.course import Course
-    from dlcourse.grading.grade import grade as _grade
-
-    return _grade(Course(course_dir), lessons, **options)
-
-
-def check(notebook, **options):
-    """Run a notebook's visible checks (see ``dlcourse.grading.check.check``)."""
-    from dlcourse.grading.check import check as _check
-
-    return _check(notebook, **options)
