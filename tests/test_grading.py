@@ -170,6 +170,17 @@ def test_merge_restores_deleted_edited_and_duplicated_cells(source, student):
     assert plan.flagged
 
 
+def test_merge_runs_a_check_moved_above_its_exercise_after_it(source, student):
+    nb = hostile.correct(student)
+    gids = [(fmt.nbgrader_meta(c) or {}).get("grade_id") for c in nb.cells]
+    check = nb.cells.pop(gids.index("ex-00-add-check"))
+    nb.cells.insert(gids.index("ex-00-add"), check)  # the check now precedes the solution
+    plan = merge.build(source, nb, "all")
+    order = [s.grade_id for s in plan.steps if s.grade_id]
+    assert order.index("ex-00-add-check") == order.index("ex-00-add") + 1
+    assert any("ex-00-add-check moved above" in n for n in plan.notes)
+
+
 def test_merge_exercises_mode_runs_setup_and_exercises_only(source, student):
     nb = hostile.correct(student)
     nb.cells.insert(2, nbformat.v4.new_code_cell("import time\ntime.sleep(1000)"))

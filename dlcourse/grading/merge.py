@@ -170,11 +170,12 @@ def build(source, submission, mode: str = "all") -> Plan:
                 notes.append(f"solution cell {gid} duplicated ({len(found)}x): all copies run")
                 flagged = True
 
-    steps = (
-        _build_all(source, submission, src_by_id, answers)
-        if mode == "all"
-        else _build_exercises(source, src_by_id, answers)
-    )
+    if mode == "all":
+        steps, moved = _build_all(source, submission, src_by_id, answers)
+        notes += moved
+        flagged = flagged or bool(moved)
+    else:
+        steps = _build_exercises(source, src_by_id, answers)
 
     touched = set()
     for step in steps:
@@ -190,25 +191,61 @@ def build(source, submission, mode: str = "all") -> Plan:
     return Plan(steps, setup, notes, flagged)
 
 
-def _build_all(source, submission, src_by_id, answers) -> list[Step]:
+def _source_order(source, src_by_id) -> list[str]:
+    """The source's grade_ids in order."""
+    out = []
+    for cell in source.cells:
+        meta = fmt.nbgrader_meta(cell)
+        gid = meta["grade_id"] if meta and fmt.role(cell) else None
+        if gid is not None and src_by_id.get(gid) is cell:
+            out.append(gid)
+    return out
+
+
+def _choose_copies(source, submission, src_by_id) -> tuple[dict[str, int | None], list[str]]:
+    """Which of the student's copies of each restored cell runs: the first one after the cell
+    that precedes it in the source (a check moved above its exercise would fail for nothing)."""
+    where: dict[str, list[int]] = {}
+    for i, cell in enumerate(submission.cells):
+        meta = fmt.nbgrader_meta(cell)
+        if meta and meta["grade_id"] in src_by_id:
+            where.setdefault(meta["grade_id"], []).append(i)
+    chosen: dict[str, int | None] = {}
+    notes = []
+    last = -1
+    for gid in _source_order(source, src_by_id):
+        found = where.get(gid, [])
+        if fmt.role(src_by_id[gid]) in ("solution", "manual"):
+            pick = found[0] if found else None
+        else:
+            pick = next((i for i in found if i > last), None)
+            if found and pick is None:
+                notes.append(f"cell {gid} moved above the cell before it: run after that cell")
+        chosen[gid] = pick
+        if pick is not None:
+            last = pick
+    return chosen, notes
+
+
+def _build_all(source, submission, src_by_id, answers) -> tuple[list[Step], list[str]]:
+    chosen, notes = _choose_copies(source, submission, src_by_id)
     steps: list[Step] = []
     placed: dict[str, int] = {}
-    for cell in submission.cells:
+    for i, cell in enumerate(submission.cells):
         meta = fmt.nbgrader_meta(cell)
         gid = meta["grade_id"] if meta else None
         if gid in src_by_id:
             src = src_by_id[gid]
-            r = fmt.role(src)
-            if r in ("solution", "manual"):
-                if gid in placed:  # a copy: runs as the student's code, scores nothing
+            if fmt.role(src) in ("solution", "manual"):
+                if chosen[gid] != i:  # a copy: runs as the student's code, scores nothing
                     steps.append(Step(_plain(_answer(src, cell)), None, "student"))
                     steps[-1].segments = _code_segments(steps[-1].cell)
                     continue
                 step = _source_step(_answer(src, cell), origin="student")
-            else:
-                if gid in placed:
-                    continue
+            elif chosen[gid] == i:
                 step = _source_step(src)
+            else:
+                continue  # a duplicate, or a copy in the wrong place
             placed[gid] = len(steps)
             steps.append(step)
         else:
@@ -237,7 +274,7 @@ def _build_all(source, submission, src_by_id, answers) -> list[Step]:
                     placed[k] = v + 1
             placed[gid] = at
         previous = gid
-    return steps
+    return steps, notes
 
 
 def _first_anchor(placed, source, gid) -> int:
