@@ -17,4 +17,3 @@ Needs the ``instructor`` extra (nbgrader); nothing here imports TensorFlow. From
 ``dlcourse.grading.grade.grade(Course(dir), ["01"], workers=2)``,
 ``dlcourse.grading.check.check("01_image_classification.ipynb")``.
 """
-

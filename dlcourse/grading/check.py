@@ -66,7 +66,7 @@ def check(path: Path | str, *, timeout: float = 300.0, mode: str = "all") -> Che
     nb = fmt.read_notebook(path)
     plan = merge.build(nb, nb, mode)
     with tempfile.TemporaryDirectory(prefix="dlcourse-check-") as tmp:
-        config = SandboxConfig(bwrap=None, workdir=path.parent)
+        config = SandboxConfig(bwrap=None, plain=True, workdir=path.parent)
         runner = Runner(plan, config, Path(tmp), Path(tmp), timeout=timeout)
         run = asyncio.run(runner.run())
     tests = score_tests(plan, run)

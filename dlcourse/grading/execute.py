@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import signal
 import time
 from pathlib import Path
@@ -172,7 +173,12 @@ class Runner:
             kernel_name="python3",
         )
         try:
-            await client.async_start_new_kernel(stdout=log, stderr=log, cwd=str(runtime))
+            if self.sandbox.plain:
+                env = {**os.environ, **self.sandbox.plain_env(), **(self.env_extra or {})}
+                where = self.sandbox.workdir or runtime
+                await client.async_start_new_kernel(env=env, cwd=str(where), stdout=log, stderr=log)
+            else:
+                await client.async_start_new_kernel(stdout=log, stderr=log, cwd=str(runtime))
             await client.async_start_new_kernel_client()
         except Exception as e:
             log.close()

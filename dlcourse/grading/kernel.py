@@ -29,11 +29,14 @@ class SandboxedKernelManager(AsyncKernelManager):
         env_extra: dict | None = None,
         **kwargs,
     ):
-        ipc = runtime / "ipc"
-        ipc.mkdir(mode=0o777, exist_ok=True)
-        os.chmod(ipc, 0o777)  # the kernel runs as nobody and creates its sockets here
-        os.chmod(runtime, 0o711)
-        super().__init__(kernel_name="python3", transport="ipc", ip=str(ipc / "k"), **kwargs)
+        if config.plain:  # dlcourse check: an ordinary local kernel (TCP works on Windows too)
+            super().__init__(kernel_name="python3", **kwargs)
+        else:
+            ipc = runtime / "ipc"
+            ipc.mkdir(mode=0o777, exist_ok=True)
+            os.chmod(ipc, 0o777)  # the kernel runs as nobody and creates its sockets here
+            os.chmod(runtime, 0o711)
+            super().__init__(kernel_name="python3", transport="ipc", ip=str(ipc / "k"), **kwargs)
         self.connection_file = str(runtime / "kernel.json")
         self._sandbox = config
         self._runtime = runtime
@@ -42,6 +45,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         config.write_runtime_files(runtime)
 
     def format_kernel_cmd(self, extra_arguments=None) -> list[str]:
+        if self._sandbox.plain:
+            return super().format_kernel_cmd(extra_arguments)
         spec = launch_spec(
             self._sandbox, self._runtime, self._stage, self.connection_file, self._env_extra
         )

@@ -143,6 +143,9 @@ class SandboxConfig:
     extra_ro: tuple[Path, ...] = ()
     """More folders to bind read-only (e.g. a data folder a custom assignment needs)."""
     limits: Limits = dataclasses.field(default_factory=Limits)
+    plain: bool = False
+    """No launcher, no limits: an ordinary kernel in ``workdir`` with the caller's environment
+    plus FAST mode. For ``dlcourse check`` (the student's own notebook, on any OS)."""
     workdir: Path | None = None
     """Without a sandbox only: run in this folder instead of a copy of the staged files
     (``dlcourse check`` runs the student's notebook where it is, like Jupyter does)."""
@@ -196,6 +199,10 @@ class SandboxConfig:
         cmd += ["--ro-bind", str(stage), "/submission"]
         cmd += ["--chdir", "/tmp"]
         return cmd
+
+    @staticmethod
+    def plain_env() -> dict[str, str]:
+        return {"DLCOURSE_FAST": "1", "DLCOURSE_GRADING": "1", "NBGRADER_EXECUTION": "autograde"}
 
     def write_runtime_files(self, runtime: Path) -> None:
         """Files the sandbox binds from the runtime folder (user database of two lines)."""
