@@ -335,8 +335,22 @@ def test_grade_without_sandbox_when_the_risk_is_accepted(tmp_path, student, monk
     folder = course.submitted / "ann" / LESSON
     folder.mkdir(parents=True)
     nbformat.write(hostile.answer(student, ex_00_add=hostile.ADD), folder / f"{LESSON}.ipynb")
-    rows = grade(course, [LESSON], allow_unsandboxed=True, mode="exercises", progress=False)
-    assert [(r.student, r.score, r.status) for r in rows] == [("ann", 1.0, "graded")]
+    # A helper in a cell of the student's own: `auto` grades a lesson's exercise cells only.
+    helper = hostile.answer(student, ex_00_add="def add(a, b):\n    return plus(a, b)")
+    helper.cells.insert(2, nbformat.v4.new_code_cell("def plus(a, b):\n    return a + b"))
+    (course.submitted / "bea" / LESSON).mkdir(parents=True)
+    nbformat.write(helper, course.submitted / "bea" / LESSON / f"{LESSON}.ipynb")
+    rows = grade(course, [LESSON], allow_unsandboxed=True, progress=False)
+    assert [(r.student, r.score, r.status) for r in rows] == [
+        ("ann", 1.0, "graded"),
+        ("bea", 0.0, "flagged"),
+    ]
+    assert "ex-00-add-check: NameError, and 1 code cell(s) of the student's own" in rows[1].reason
+    rows = grade(course, [LESSON], allow_unsandboxed=True, progress=False, mode="all")
+    assert [(r.student, r.score, r.status) for r in rows] == [
+        ("ann", 1.0, "graded"),
+        ("bea", 1.0, "graded"),
+    ]
 
 
 def test_check_command(tmp_path, student, capsys):

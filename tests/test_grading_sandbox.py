@@ -175,6 +175,7 @@ def battery(tmp_path_factory):
             timeout=TIMEOUT,
             workers=2,
             progress=False,
+            mode="all",  # the nbgrader-like path: every cell of the student's runs
             limits=Limits(memory=int(1.5 * GIB), cpu=3, nproc=64),
         )
     finally:

@@ -38,7 +38,7 @@ class Options:
     sandbox: SandboxConfig
     timeout: float = 120.0
     budget: float | None = None
-    mode: str = "all"
+    mode: str = "auto"
     feedback: bool = True
 
 
@@ -239,6 +239,16 @@ async def grade_notebook(
     for e in run.events:
         reasons.append(f"{_label(plan, e.step)}: {e.detail}")
         status = worst([status, "error"])
+    if plan.mode == "exercises" and plan.skipped:
+        names = [
+            plan.steps[i].grade_id for i, t in tests.items() if t["detail"].startswith("NameError")
+        ]
+        if names:
+            reasons.append(
+                f"{', '.join(names)}: NameError, and {plan.skipped} code cell(s) of the student's "
+                "own were not run (--cells exercises runs setup and exercise cells only)"
+            )
+            status = worst([status, "flagged"])
     manual = {s.grade_id: s.points for s in plan.steps if s.role == "manual"}
     if manual:
         reasons.append(f"{name}: {sum(manual.values()):g} points to grade by hand")

@@ -56,7 +56,7 @@ def _warnings(nb) -> list[str]:
     return out
 
 
-def check(path: Path | str, *, timeout: float = 300.0, mode: str = "all") -> CheckReport:
+def check(path: Path | str, *, timeout: float = 300.0, mode: str = "auto") -> CheckReport:
     """Run ``path``'s visible checks (the student's own notebook, with the student's rights).
 
     Raises:

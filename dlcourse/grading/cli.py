@@ -154,10 +154,11 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--cells",
-        choices=["all", "exercises"],
-        default="all",
-        help="run the whole notebook like nbgrader (all, default) or only the setup "
-        "and exercise cells (exercises: seconds per submission)",
+        choices=["auto", "all", "exercises"],
+        default="auto",
+        help="exercises: only the setup and exercise cells (seconds per submission); all: the "
+        "whole notebook, like nbgrader; auto (default): exercises for the course's lessons, "
+        "all for other assignments",
     )
     p.add_argument(
         "--memory",
@@ -206,9 +207,10 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--cells",
-        choices=["all", "exercises"],
-        default="all",
-        help="run every cell (default) or only the setup and exercise cells",
+        choices=["auto", "all", "exercises"],
+        default="auto",
+        help="what to run, as `dlcourse grade` does (auto: setup and exercise cells of a "
+        "course lesson, every cell of other notebooks)",
     )
     p.set_defaults(func=cmd_check)
 

@@ -188,7 +188,7 @@ def grade(
     *,
     timeout: float = 120.0,
     workers: int = 1,
-    mode: str = "all",
+    mode: str = "auto",
     allow_unsandboxed: bool = False,
     budget: float | None = None,
     limits: Limits | None = None,

@@ -17,6 +17,7 @@ Repairs, each reported as a note (they end up in the grade sheet's ``reason``):
 
 ``exercises`` mode runs only the source's setup cells and the exercises (CONVENTIONS.md: exercise
 cells are self-contained), in the source's order: seconds per submission instead of a whole lesson.
+``auto`` (the default) uses it for the course's lessons and ``all`` for anything else.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class Plan:
     setup: list[str]  # code re-run after a kernel restart (from the source)
     notes: list[str]  # repairs and flags, one phrase each
     flagged: bool = False
+    mode: str = "all"
+    skipped: int = 0  # code cells of the student's own that ``exercises`` mode does not run
 
     def notebook(self, metadata) -> nbformat.NotebookNode:
         nb = fmt.new_notebook([s.cell for s in self.steps])
@@ -121,10 +124,19 @@ def scan(source: str) -> list[str]:
     return [name for name, pattern in SUSPICIOUS.items() if re.search(pattern, code)]
 
 
-def build(source, submission, mode: str = "all") -> Plan:
-    """Merge ``submission`` into ``source`` (both notebooks), ``mode`` "all" or "exercises"."""
-    if mode not in ("all", "exercises"):
-        raise ValueError(f"Expected mode 'all' or 'exercises'. Received: mode={mode!r}")
+def resolve_mode(source, mode: str) -> str:
+    """``auto``: ``exercises`` for a course lesson (its notebook metadata has ``dlcourse``; the
+    conventions make its exercises self-contained and the tests check it), ``all`` otherwise."""
+    if mode not in ("auto", "all", "exercises"):
+        raise ValueError(f"Expected mode 'auto', 'all' or 'exercises'. Received: mode={mode!r}")
+    if mode == "auto":
+        return "exercises" if "dlcourse" in source.get("metadata", {}) else "all"
+    return mode
+
+
+def build(source, submission, mode: str = "auto") -> Plan:
+    """Merge ``submission`` into ``source`` (both notebooks); ``mode`` as in ``resolve_mode``."""
+    mode = resolve_mode(source, mode)
     src_by_id: dict[str, nbformat.NotebookNode] = {}
     for cell in source.cells:
         meta = fmt.nbgrader_meta(cell)
@@ -188,7 +200,18 @@ def build(source, submission, mode: str = "all") -> Plan:
         flagged = True
 
     setup = [c.source for c in fmt.setup_cells(source)]
-    return Plan(steps, setup, notes, flagged)
+    skipped = 0
+    if mode == "exercises":
+        known = {fmt.normalise(c.source) for c in source.cells}
+        skipped = sum(
+            1
+            for c in submission.cells
+            if c.cell_type == "code"
+            and fmt.nbgrader_meta(c) is None
+            and c.source.strip()
+            and fmt.normalise(c.source) not in known
+        )
+    return Plan(steps, setup, notes, flagged, mode, skipped)
 
 
 def _source_order(source, src_by_id) -> list[str]:
