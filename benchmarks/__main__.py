@@ -121,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="rewrite this README's block between <!-- benchmarks:start/end --> markers",
     )  # fmt: skip
     parser.add_argument(
+        "--render", action="store_true",
+        help="measure nothing: rewrite report.md (and --readme) from OUT/report.json",
+    )  # fmt: skip
+    parser.add_argument(
         "--timeout-factor", type=float, default=1.0,
         help="scale every section's timeout (full run: course 1500 s, quality 900 s, ...)",
     )  # fmt: skip
@@ -131,6 +135,10 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     argv = sys.argv[1:] if argv is None else list(argv)
     out = args.out.resolve()
+    if args.render:
+        report = json.loads((out / "report.json").read_text())
+        reporting.write(report, out)
+        return _finish(report, out, args.readme)
     out.mkdir(parents=True, exist_ok=True)
     report = {
         "command": shlex.join(["python", "-m", "benchmarks", *argv]),
@@ -152,11 +160,15 @@ def main(argv=None) -> int:
         print(f"[{name}] {entry['status']} in {entry['wall_seconds']:.0f} s", file=sys.stderr)
     report["machine"]["load_average_end"] = reporting.load_average()
     reporting.write(report, out)
+    return _finish(report, out, args.readme)
+
+
+def _finish(report: dict, out: Path, readme: Path | None) -> int:
     print(reporting.summary_markdown(report))
     print(f"\nReport: {out / 'report.md'} and {out / 'report.json'}")
-    if args.readme:
-        reporting.update_readme(args.readme, reporting.readme_block(report))
-        print(f"Benchmark block written to {args.readme}")
+    if readme:
+        reporting.update_readme(readme, reporting.readme_block(report))
+        print(f"Benchmark block written to {readme}")
     return 1 if any(e["status"] == "failed" for e in report["sections"].values()) else 0
 
 

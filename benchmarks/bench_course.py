@@ -5,6 +5,12 @@ kernel per lesson, nbclient, the lesson's own assertions), so the seconds includ
 and the TensorFlow import of each lesson. A lesson that fails is reported with its error and its
 time until the failure; the others still run.
 
+**Cold cache.** Lessons share trained results through ``dlcourse.experiments``' cache
+(``$DLCOURSE_CACHE``, default ``~/.cache/dlcourse``): lesson 06 reuses what 05 trained, and a
+second run of 05 on the same machine trains nothing. The run here points ``DLCOURSE_CACHE`` at a
+new empty folder, so it measures what a student's first run and a fresh CI machine see (later
+lessons still reuse what earlier lessons of the same run stored, as they do for the student).
+
 Run ``python -m benchmarks.bench_course [--quick]`` (prints JSON; ``--quick`` runs the first
 lesson only) or call ``run()``. ``DLCOURSE_LESSONS_DIR`` points it at another folder of lessons.
 """
@@ -13,8 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 from pathlib import Path
+
+CACHE_ENV = "DLCOURSE_CACHE"
 
 
 def run(quick: bool = False, out=None, lessons=None) -> dict:
@@ -37,8 +46,16 @@ def run(quick: bool = False, out=None, lessons=None) -> dict:
         chosen = chosen[:1]
     if not chosen:
         raise ValueError("Expected at least one lesson. Received: an empty lessons folder")
+    saved = os.environ.get(CACHE_ENV)
     with tempfile.TemporaryDirectory(prefix="bench-course-") as tmp:
-        report = run_lessons(chosen, Path(out or tmp), fast=True, progress=False)
+        os.environ[CACHE_ENV] = str(Path(tmp) / "cache")  # the kernels inherit it
+        try:
+            report = run_lessons(chosen, Path(out or tmp), fast=True, progress=False)
+        finally:
+            if saved is None:
+                os.environ.pop(CACHE_ENV, None)
+            else:
+                os.environ[CACHE_ENV] = saved
     rows = {
         name: {"status": r["status"], "seconds": r["seconds"], "error": r["error"]}
         for name, r in report["lessons"].items()
@@ -47,6 +64,7 @@ def run(quick: bool = False, out=None, lessons=None) -> dict:
     slowest = max(rows, key=lambda name: rows[name]["seconds"])
     return {
         "fast": True,
+        "cache": "cold",
         "lessons": rows,
         "count": len(rows),
         "passed": sum(r["status"] == "passed" for r in rows.values()),
@@ -60,6 +78,9 @@ def markdown(result: dict, machine: str) -> str:
     """A table: lesson, status, seconds, share of the total."""
     total = result["total_seconds"] or 1.0
     lines = [
+        "Each lesson in a fresh kernel as `dlcourse run --fast` runs it (kernel start and "
+        "TensorFlow import included), with an empty results cache (a first run).",
+        "",
         f"| lesson | status | seconds ({machine}) | share of total |",
         "| --- | --- | ---: | ---: |",
     ]

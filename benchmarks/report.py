@@ -144,7 +144,9 @@ def _layers_headline(result: dict) -> list[tuple[str, str]]:
 _GRADING_RATIOS = {
     "speedup_workers_2": "parallel speed-up, 2 workers (1 worker ÷ 2 workers)",
     "sandbox_overhead": "sandbox overhead (sandboxed ÷ unsandboxed − 1)",
+    "sandbox_overhead_cpu": "sandbox overhead in CPU seconds",
     "overhead_vs_nbgrader": "`dlcourse grade` (sandboxed) ÷ `nbgrader autograde` − 1",
+    "overhead_vs_nbgrader_cpu": "the same in CPU seconds",
 }
 
 
@@ -153,11 +155,16 @@ def _grading_table(result: dict, label: str, what: str) -> str:
         f"{what}: {result.get('lesson')}, {result.get('submissions')} submissions, cells: "
         f"{result.get('cells')}, median of {result.get('repeats')} (configurations interleaved).",
         "",
-        f"| configuration | seconds per submission ({label}) |",
-        "| --- | ---: |",
+        f"| configuration | seconds per submission ({label}) | CPU seconds per submission |",
+        "| --- | ---: | ---: |",
     ]
-    lines += [f"| {n} | {s:.2f} |" for n, s in result.get("seconds_per_submission", {}).items()]
-    found = [(text, result[key]) for key, text in _GRADING_RATIOS.items() if key in result]
+    cpu = result.get("cpu_seconds_per_submission") or {}
+    for name, seconds in result.get("seconds_per_submission", {}).items():
+        cpu_text = "—" if cpu.get(name) is None else f"{cpu[name]:.2f}"
+        lines.append(f"| {name} | {seconds:.2f} | {cpu_text} |")
+    found = [
+        (text, result[key]) for key, text in _GRADING_RATIOS.items() if result.get(key) is not None
+    ]
     if found:
         lines += ["", "| ratio (same run) | value |", "| --- | ---: |"]
         lines += [f"| {text} | {value:.2f} |" for text, value in found]
@@ -179,11 +186,11 @@ def _grading_headline(result: dict) -> list[tuple[str, str]]:
     parts = []
     if "sandbox" in per:
         parts.append(f"{per['sandbox']:.1f} s per submission of {lesson.get('lesson')} (sandboxed)")
-    if "speedup_workers_2" in lesson:
+    if lesson.get("speedup_workers_2") is not None:
         parts.append(f"×{lesson['speedup_workers_2']:.2f} with 2 workers")
-    if "sandbox_overhead" in lesson:
+    if lesson.get("sandbox_overhead") is not None:
         parts.append(f"sandbox overhead {lesson['sandbox_overhead']:+.0%}")
-    if "overhead_vs_nbgrader" in peer:
+    if peer.get("overhead_vs_nbgrader") is not None:
         parts.append(f"vs nbgrader autograde {peer['overhead_vs_nbgrader']:+.0%}")
     return [("grading", "; ".join(parts) or json.dumps(per))]
 
@@ -232,6 +239,16 @@ def summary_rows(report: dict) -> list[tuple[str, str, str]]:
                 rows.append((title, figure, value))
         except Exception as exc:  # a result of an unexpected shape must not lose the report
             rows.append((title, "could not summarise", f"{type(exc).__name__}: {exc}"))
+    if report["sections"]:
+        slowest = max(report["sections"], key=lambda n: report["sections"][n]["wall_seconds"])
+        rows.append(
+            (
+                "This benchmark",
+                "wall time",
+                f"{report.get('wall_seconds', 0):.0f} s in all; slowest section {slowest} "
+                f"({report['sections'][slowest]['wall_seconds']:.0f} s)",
+            )
+        )
     return rows
 
 
