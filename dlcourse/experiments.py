@@ -1,0 +1,474 @@
+"""One training recipe for every segmentation model the course compares (lessons 05–06).
+
+Lessons 05 and 06 compare upsampling methods; a comparison means something only when every
+method sees the same data, the same optimiser and the same number of steps. This module writes
+that recipe down once:
+
+- :func:`build_segmenter` builds the model of one method: an encoder–decoder
+  (:func:`dlcourse.models.build_encoder_decoder`) for each of ``UPSAMPLING_METHODS``, or the
+  naive same-resolution FCN (:func:`dlcourse.models.build_naive_fcn`, with BatchNorm like the
+  others) for ``"naive_fcn"``.
+- :func:`train_segmenter` trains a model with that recipe and measures it: validation mean IoU,
+  boundary F1, parameters, median seconds per training step.
+- :func:`comparison_budget` and :func:`comparison_data`: the data and budget both lessons use.
+- :func:`compare_upsampling` does both for a list of methods, each from the same seed, and returns
+  one row per method; :func:`format_table` prints the rows, :func:`plot_comparison` draws them.
+
+**Cache.** Training is deterministic (same seed, same data, same thread count: same weights), so
+a row is a function of its inputs. ``compare_upsampling(..., cache_dir=...)`` stores each row
+under a key made of everything it depends on — the method, the recipe, a fingerprint of the
+train and validation arrays, the package's model/layer/metric source code and the library
+versions — and returns the stored row (``"cached": True``) when the same key comes again. Lesson
+05 trains the fixed unpoolings; lesson 06 reuses those rows for its final table when 05 ran before
+on the same machine, and recomputes them (identically) otherwise.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dlcourse._quiet import import_keras
+from dlcourse.config import SEED
+from dlcourse.metrics import MeanIoU, boundary_f1, mean_iou, pixel_accuracy
+from dlcourse.models import UPSAMPLING_METHODS, build_encoder_decoder, build_naive_fcn
+
+keras = import_keras()
+
+METHODS = ("naive_fcn", *UPSAMPLING_METHODS)
+"""Every method :func:`build_segmenter` knows: the naive FCN, then the encoder–decoders."""
+
+COLUMNS = ("method", "mean_iou", "boundary_f1", "params", "step_seconds")
+"""The columns :func:`format_table` prints by default."""
+
+
+COMPARISON_BUDGETS = {
+    "fast": {
+        "image_size": 32,
+        "n_train": 2400,
+        "n_val": 200,
+        "epochs": 4,
+        "batch_size": 16,
+        "learning_rate": 3e-3,
+        "filters": (16, 32, 64),
+    },
+    "full": {
+        "image_size": 64,
+        "n_train": 6000,
+        "n_val": 600,
+        "epochs": 10,
+        "batch_size": 16,
+        "learning_rate": 3e-3,
+        "filters": (16, 32, 64),
+    },
+}
+"""The data and training budget every method gets in lessons 05 and 06, FAST and full mode.
+
+FAST (2 CPU cores, a few seconds per encoder–decoder): 32×32 scenes, many images seen few times
+(measured: 2,400 scenes × 4 epochs beat 800 × 8 and 1,200 × 6 at the same or larger cost).
+Full (a GPU, or ~10 minutes per method on a CPU): 64×64 scenes, objects of 16–32 pixels."""
+
+
+def comparison_budget(fast: bool) -> dict:
+    """A copy of ``COMPARISON_BUDGETS["fast"]`` or ``["full"]``."""
+    return dict(COMPARISON_BUDGETS["fast" if fast else "full"])
+
+
+def comparison_data(budget: dict, seed: int = SEED):
+    """``(train, val)`` scenes of a budget: default ``make_scenes`` settings, disjoint seeds.
+
+    Example:
+    >>> train, val = comparison_data({"image_size": 16, "n_train": 3, "n_val": 2})
+    >>> train.images.shape, val.masks.shape
+    ((3, 16, 16, 3), (2, 16, 16))
+    """
+    from dlcourse.data import make_scenes
+
+    size = budget["image_size"]
+    train = make_scenes(budget["n_train"], image_size=size, seed=seed)
+    val = make_scenes(budget["n_val"], image_size=size, seed=seed + 1)
+    return train, val
+
+
+def build_segmenter(
+    method: str,
+    num_classes: int,
+    *,
+    filters=(16, 32, 64),
+    naive_depth: int = 6,
+    naive_width: int = 32,
+    input_shape=(None, None, 3),
+):
+    """The segmentation model of one upsampling ``method`` (uncompiled, softmax output).
+
+    Args:
+        method: one of ``METHODS``: ``"naive_fcn"`` (no down- or upsampling at all) or an
+            ``upsampling=`` value of :func:`dlcourse.models.build_encoder_decoder` (max-pooling
+            encoder, no skip connections, BatchNorm momentum 0.9).
+        num_classes: ``C + 1`` segmentation classes.
+        filters: channels per level of the encoder–decoders.
+        naive_depth, naive_width: convolutions and filters of the naive FCN (with BatchNorm).
+        input_shape: ``(H, W, channels)``.
+
+    Example:
+    >>> [build_segmenter(m, 4).count_params() for m in ("naive_fcn", "nearest")]
+    [47844, 49588]
+    """
+    if method not in METHODS:
+        raise ValueError(f"Expected method one of {METHODS}. Received: method={method!r}")
+    if method == "naive_fcn":
+        return build_naive_fcn(naive_depth, naive_width, num_classes, input_shape, batch_norm=True)
+    return build_encoder_decoder(
+        num_classes, filters=tuple(filters), upsampling=method, input_shape=input_shape
+    )
+
+
+class _StepTimer(keras.callbacks.Callback):
+    """Wall seconds of every training batch (the step runs synchronously on the host's call)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def _arrays(data, what):
+    """``(x, y)`` from a ``Scenes`` or an ``(x, y)`` pair; y as int32 masks ``(N, H, W)``."""
+    if hasattr(data, "images") and hasattr(data, "masks"):
+        x, y = data.images, data.masks
+    elif isinstance(data, tuple | list) and len(data) == 2:
+        x, y = data
+    else:
+        raise ValueError(
+            f"Expected {what} to be a Scenes or an (images, masks) pair. "
+            f"Received: {type(data).__name__}"
+        )
+    x, y = np.asarray(x, dtype=np.float32), np.asarray(y)
+    if x.ndim != 4 or y.shape != x.shape[:3]:
+        raise ValueError(
+            f"Expected {what} images (N, H, W, C) and masks (N, H, W). "
+            f"Received: {x.shape} and {y.shape}"
+        )
+    return x, y.astype(np.int32)
+
+
+def train_segmenter(
+    model,
+    train,
+    val,
+    *,
+    epochs: int,
+    batch_size: int = 16,
+    learning_rate: float = 3e-3,
+    seed: int = SEED,
+    tolerance: int = 1,
+) -> dict:
+    """Train ``model`` with the course's recipe and measure it on ``val``.
+
+    The recipe: Adam (``learning_rate``), ``SparseCategoricalCrossentropy``, ``epochs`` passes
+    over ``train`` in shuffled batches of ``batch_size`` (shuffling seeded with ``seed``),
+    validation mean IoU logged after every epoch. The model is compiled here (any previous
+    compilation is replaced).
+
+    Args:
+        model: an uncompiled or compiled segmentation ``keras.Model`` with softmax output
+            ``(N, H, W, K)``.
+        train, val: a ``Scenes`` or an ``(images, masks)`` pair each.
+        epochs: positive int.
+        batch_size: positive int.
+        learning_rate: Adam's learning rate, constant (on these short runs neither a cosine
+            decay nor a drop for the last quarter ended reliably higher).
+        seed: seeds Keras (shuffling) before ``fit``; build the model after seeding too, for
+            reproducible initial weights (:func:`compare_upsampling` does).
+        tolerance: pixels of slack of :func:`dlcourse.metrics.boundary_f1`.
+
+    Returns:
+        A dict: ``mean_iou``, ``boundary_f1``, ``pixel_accuracy`` (on ``val``, after the last
+        epoch), ``params`` (all weights), ``step_seconds`` (median wall seconds of one training
+        step, the first two steps — tracing — left out), ``seconds`` (the whole ``fit``),
+        ``history`` (``{"loss": [...], "val_mean_iou": [...]}``, one value per epoch) and
+        ``prediction`` (the ``val`` masks predicted, uint8 ``(N, H, W)``).
+    """
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"Expected a positive integer {name}. Received: {name}={value!r}")
+    x, y = _arrays(train, "train")
+    xv, yv = _arrays(val, "val")
+    num_classes = int(model.output_shape[-1])
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[MeanIoU(num_classes)],
+    )
+    keras.utils.set_random_seed(int(seed))
+    timer = _StepTimer()
+    start = time.perf_counter()
+    history = model.fit(
+        x,
+        y,
+        batch_size=batch_size,
+        epochs=epochs,
+        validation_data=(xv, yv),
+        shuffle=True,
+        verbose=0,
+        callbacks=[timer],
+    )
+    seconds = time.perf_counter() - start
+    predicted = np.argmax(model.predict(xv, batch_size=128, verbose=0), axis=-1).astype(np.uint8)
+    steps = timer.seconds[2:] or timer.seconds
+    return {
+        "mean_iou": mean_iou(yv, predicted, num_classes),
+        "boundary_f1": boundary_f1(yv, predicted, tolerance=tolerance),
+        "pixel_accuracy": pixel_accuracy(yv, predicted),
+        "params": int(model.count_params()),
+        "step_seconds": float(np.median(steps)),
+        "seconds": float(seconds),
+        "history": {
+            "loss": [float(v) for v in history.history["loss"]],
+            "val_mean_iou": [float(v) for v in history.history["val_mean_iou"]],
+        },
+        "prediction": predicted,
+    }
+
+
+def default_cache_dir() -> Path:
+    """``$DLCOURSE_CACHE`` if set, else ``~/.cache/dlcourse``: where lessons share trained rows."""
+    return Path(os.environ.get("DLCOURSE_CACHE") or Path.home() / ".cache" / "dlcourse")
+
+
+@functools.cache
+def _code_fingerprint() -> str:
+    """Hash of the source that decides a row: this module, the models, the layers, the metrics.
+
+    Computed once per process (at the first cached comparison), so it describes the code this
+    process runs even if the files change on disk later.
+    """
+    import dlcourse.layers
+    import dlcourse.metrics
+    import dlcourse.models
+
+    digest = hashlib.sha256()
+    files = [Path(inspect.getfile(m)) for m in (dlcourse.metrics, dlcourse.models)]
+    files += sorted(Path(inspect.getfile(dlcourse.layers)).parent.glob("*.py"))
+    files += sorted(Path(inspect.getfile(dlcourse.models)).parent.glob("*.py"))
+    files.append(Path(__file__))
+    for path in files:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _row_key(method, recipe, arrays) -> str:
+    import tensorflow as tf
+
+    from dlcourse._version import __version__
+
+    digest = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.dtype}{a.shape}".encode())
+        digest.update(a.tobytes())
+    description = {
+        "method": method,
+        "recipe": recipe,
+        "data": digest.hexdigest(),
+        "code": _code_fingerprint(),
+        "versions": [__version__, keras.__version__, tf.__version__, np.__version__],
+        "cpus": os.cpu_count(),
+    }
+    return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _load_row(cache_dir: Path, method: str, key: str):
+    stem = cache_dir / f"{method}-{key}"
+    try:
+        row = json.loads(stem.with_suffix(".json").read_text())
+        row["prediction"] = np.load(stem.with_suffix(".npy"))
+    except (OSError, ValueError):
+        return None
+    row["cached"] = True
+    return row
+
+
+def _store_row(cache_dir: Path, method: str, key: str, row: dict) -> None:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    stem = cache_dir / f"{method}-{key}"
+    plain = {k: v for k, v in row.items() if k not in ("prediction", "model", "cached")}
+    # Written to temporary names and renamed, so a reader never sees half a row.
+    for suffix, write in (
+        (".npy", lambda f: np.save(f, row["prediction"])),
+        (".json", lambda f: f.write(json.dumps(plain).encode())),
+    ):
+        tmp = stem.with_suffix(f"{suffix}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, stem.with_suffix(suffix))
+
+
+def compare_upsampling(
+    methods,
+    train,
+    val,
+    *,
+    epochs: int,
+    num_classes: int | None = None,
+    batch_size: int = 16,
+    learning_rate: float = 3e-3,
+    seed: int = SEED,
+    filters=(16, 32, 64),
+    tolerance: int = 1,
+    keep_models: bool = False,
+    cache_dir=None,
+) -> list[dict]:
+    """Build and train every method the same way; one row (dict) per method.
+
+    Each method starts from ``keras.utils.set_random_seed(seed)``, is built with
+    :func:`build_segmenter` and trained with :func:`train_segmenter`: same data, same optimiser,
+    same number of steps, same seed.
+
+    Args:
+        methods: names from ``METHODS``.
+        train, val: a ``Scenes`` or an ``(images, masks)`` pair each.
+        epochs, batch_size, learning_rate, seed, tolerance: as in :func:`train_segmenter`.
+        num_classes: ``C + 1``; default: the largest class id in ``train`` and ``val``, plus one.
+        filters: channels per level of the encoder–decoders.
+        keep_models: add the trained model to each row under ``"model"`` (then every method
+            is trained: a cached row has no model).
+        cache_dir: a folder (e.g. :func:`default_cache_dir`) to reuse and store rows in (see
+            the module docstring); ``None``: always train.
+
+    Returns:
+        A list of dicts: ``method``, ``cached`` (whether the row was read from ``cache_dir``)
+        plus everything :func:`train_segmenter` returns.
+    """
+    methods = list(methods)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ValueError(f"Expected methods from {METHODS}. Received: methods={methods!r}")
+    x, y = _arrays(train, "train")
+    xv, yv = _arrays(val, "val")
+    if num_classes is None:
+        num_classes = int(max(y.max(), yv.max())) + 1
+    recipe = {
+        "epochs": epochs,
+        "num_classes": num_classes,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "seed": seed,
+        "filters": list(filters),
+        "tolerance": tolerance,
+    }
+    cache_dir = None if cache_dir is None else Path(cache_dir)
+    rows = []
+    for method in methods:
+        key = None
+        if cache_dir is not None:
+            key = _row_key(method, recipe, (x, y, xv, yv))
+            row = None if keep_models else _load_row(cache_dir, method, key)
+            if row is not None:
+                rows.append(row)
+                continue
+        keras.utils.set_random_seed(int(seed))
+        model = build_segmenter(method, num_classes, filters=filters)
+        row = {"method": method, "cached": False}
+        row.update(
+            train_segmenter(
+                model,
+                (x, y),
+                (xv, yv),
+                epochs=epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                seed=seed,
+                tolerance=tolerance,
+            )
+        )
+        if key is not None:
+            _store_row(cache_dir, method, key, row)
+        if keep_models:
+            row["model"] = model
+        rows.append(row)
+    return rows
+
+
+def _cell(value, column):
+    if column == "params":
+        return f"{value:,}"
+    if column == "step_seconds":
+        return f"{value * 1000:.1f} ms"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def format_table(rows, columns=COLUMNS) -> str:
+    """The rows of :func:`compare_upsampling` as a plain-text table (scores to 2 decimals).
+
+    Example:
+    >>> print(format_table([{"method": "nearest", "mean_iou": 0.8123, "boundary_f1": 0.9,
+    ...                      "params": 49588, "step_seconds": 0.0123}]))
+    method   mean_iou  boundary_f1  params  step_seconds
+    nearest      0.81         0.90  49,588       12.3 ms
+    """
+    header = [str(c) for c in columns]
+    body = [[_cell(row[c], c) for c in columns] for row in rows]
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(columns))]
+
+    def line(cells):
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    return "\n".join(line(r) for r in [header, *body])
+
+
+def plot_comparison(rows, title: str | None = None):
+    """Three panels: mean IoU and boundary F1 per method; mean IoU against step time (marker
+    area grows with the parameter count); validation mean IoU after every epoch.
+
+    Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    names = [r["method"] for r in rows]
+    fig, (bars, cost, curves) = plt.subplots(1, 3, figsize=(15, 3.8), constrained_layout=True)
+    pos = np.arange(len(rows))
+    bars.bar(pos - 0.2, [r["mean_iou"] for r in rows], 0.4, label="mean IoU")
+    bars.bar(pos + 0.2, [r["boundary_f1"] for r in rows], 0.4, label="boundary F1")
+    bars.set_xticks(pos, names, rotation=30, ha="right")
+    bars.set_ylim(0, 1)
+    bars.legend(loc="lower right", fontsize=8)
+    bars.set_title("quality on the validation scenes")
+    most = max(r["params"] for r in rows)
+    for r in rows:
+        ms = r["step_seconds"] * 1000
+        cost.scatter(ms, r["mean_iou"], s=40 + 200 * r["params"] / most)
+        cost.annotate(
+            r["method"], (ms, r["mean_iou"]), textcoords="offset points", xytext=(5, 4), fontsize=8
+        )
+    cost.set_xlabel("median training step (ms)")
+    cost.set_ylabel("mean IoU")
+    cost.set_title("quality vs cost (marker area ~ parameters)")
+    for r in rows:
+        values = r["history"]["val_mean_iou"]
+        curves.plot(np.arange(1, len(values) + 1), values, marker=".", label=r["method"])
+    curves.set_xlabel("epoch")
+    curves.set_ylabel("validation mean IoU")
+    curves.set_title("learning curves")
+    curves.grid(alpha=0.3)
+    curves.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -1,0 +1,172 @@
+"""dlcourse.experiments: one recipe for every method, measured the same way."""
+
+import numpy as np
+import pytest
+
+from dlcourse.data import make_scenes
+from dlcourse.experiments import (
+    COLUMNS,
+    METHODS,
+    build_segmenter,
+    compare_upsampling,
+    format_table,
+    plot_comparison,
+    train_segmenter,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    train = make_scenes(12, image_size=16, objects=1, seed=3)
+    val = make_scenes(4, image_size=16, objects=1, seed=4)
+    return train, val
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_build_segmenter_every_method(method):
+    model = build_segmenter(method, 4, filters=(4, 8))
+    out = model(np.zeros((2, 8, 8, 3), "float32"))
+    assert tuple(out.shape) == (2, 8, 8, 4)
+    np.testing.assert_allclose(np.asarray(out).sum(-1), 1.0, rtol=1e-5)
+
+
+def test_build_segmenter_naive_has_no_resolution_change():
+    model = build_segmenter("naive_fcn", 4)
+    assert all(layer.output.shape[1] is None for layer in model.layers)
+    assert not any("pool" in layer.name for layer in model.layers)
+
+
+def test_build_segmenter_rejects_unknown_method():
+    with pytest.raises(ValueError, match="method"):
+        build_segmenter("bilinear", 4)
+
+
+def test_train_segmenter_measures(tiny):
+    train, val = tiny
+    model = build_segmenter("nearest", 4, filters=(4, 8))
+    row = train_segmenter(model, train, val, epochs=2, batch_size=4)
+    assert {
+        "mean_iou",
+        "boundary_f1",
+        "pixel_accuracy",
+        "params",
+        "step_seconds",
+        "seconds",
+        "history",
+        "prediction",
+    } <= set(row)
+    assert 0.0 <= row["mean_iou"] <= 1.0 and 0.0 <= row["boundary_f1"] <= 1.0
+    assert row["params"] == model.count_params()
+    assert 0 < row["step_seconds"] < row["seconds"]
+    assert len(row["history"]["loss"]) == len(row["history"]["val_mean_iou"]) == 2
+    assert row["prediction"].shape == val.masks.shape and row["prediction"].dtype == np.uint8
+
+
+def test_train_segmenter_accepts_arrays_and_checks_them(tiny):
+    train, val = tiny
+    model = build_segmenter("nearest", 4, filters=(4, 8))
+    row = train_segmenter(model, (train.images, train.masks), (val.images, val.masks), epochs=1)
+    assert row["prediction"].shape == (4, 16, 16)
+    with pytest.raises(ValueError, match="images"):
+        train_segmenter(model, (train.images, train.masks[:, :8]), val, epochs=1)
+    with pytest.raises(ValueError, match="Scenes"):
+        train_segmenter(model, train.images, val, epochs=1)
+    with pytest.raises(ValueError, match="epochs"):
+        train_segmenter(model, train, val, epochs=0)
+
+
+def test_compare_upsampling_is_reproducible_and_ordered(tiny):
+    train, val = tiny
+    kwargs = {"epochs": 1, "batch_size": 4, "filters": (4, 8), "seed": 5}
+    first = compare_upsampling(["transpose", "naive_fcn"], train, val, **kwargs)
+    again = compare_upsampling(["transpose"], train, val, **kwargs)
+    assert [r["method"] for r in first] == ["transpose", "naive_fcn"]
+    assert first[0]["history"]["loss"] == again[0]["history"]["loss"]
+    np.testing.assert_array_equal(first[0]["prediction"], again[0]["prediction"])
+    assert "model" not in first[0] and not first[0]["cached"]
+
+
+def test_compare_upsampling_rejects_unknown_methods(tiny):
+    with pytest.raises(ValueError, match="methods"):
+        compare_upsampling(["nearest", "magic"], *tiny, epochs=1)
+    with pytest.raises(ValueError, match="methods"):
+        compare_upsampling([], *tiny, epochs=1)
+
+
+def test_format_table_and_plot():
+    history = {"loss": [1.0, 0.5], "val_mean_iou": [0.3, 0.5]}
+    rows = [
+        {
+            "method": "nearest",
+            "mean_iou": 0.5,
+            "boundary_f1": 0.25,
+            "params": 1234,
+            "step_seconds": 0.002,
+            "history": history,
+        },
+        {
+            "method": "naive_fcn",
+            "mean_iou": 0.75,
+            "boundary_f1": 0.5,
+            "params": 99,
+            "step_seconds": 0.01,
+            "history": history,
+        },
+    ]
+    lines = format_table(rows).splitlines()
+    assert lines[0].split() == list(COLUMNS)
+    assert lines[1].split() == ["nearest", "0.50", "0.25", "1,234", "2.0", "ms"]
+    assert len({len(line) for line in lines}) == 1  # aligned columns
+    fig = plot_comparison(rows, title="t")
+    assert len(fig.axes) == 3
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_compare_upsampling_cache(tiny, tmp_path):
+    train, val = tiny
+    kwargs = {"epochs": 1, "batch_size": 4, "filters": (4, 8), "cache_dir": tmp_path}
+    (fresh,) = compare_upsampling(["bed_of_nails"], train, val, **kwargs)
+    (again,) = compare_upsampling(["bed_of_nails"], train, val, **kwargs)
+    assert not fresh["cached"] and again["cached"]
+    for key in ("mean_iou", "boundary_f1", "params", "step_seconds", "history"):
+        assert again[key] == fresh[key]
+    np.testing.assert_array_equal(again["prediction"], fresh["prediction"])
+    # Anything the row depends on changes the key: here the recipe and the data.
+    (other,) = compare_upsampling(["bed_of_nails"], train, val, **{**kwargs, "seed": 1})
+    assert not other["cached"]
+    shifted = (train.images[::-1], train.masks[::-1])
+    (moved,) = compare_upsampling(["bed_of_nails"], shifted, val, **kwargs)
+    assert not moved["cached"]
+    # keep_models needs a model, so it trains even when a row is cached.
+    (kept,) = compare_upsampling(["bed_of_nails"], train, val, keep_models=True, **kwargs)
+    assert not kept["cached"] and kept["model"].count_params() == kept["params"]
+    # A damaged file is a miss, not an error.
+    for path in tmp_path.glob("*.json"):
+        path.write_text("{")
+    (redone,) = compare_upsampling(["bed_of_nails"], train, val, **kwargs)
+    assert not redone["cached"]
+
+
+def test_default_cache_dir(monkeypatch, tmp_path):
+    from dlcourse.experiments import default_cache_dir
+
+    monkeypatch.setenv("DLCOURSE_CACHE", str(tmp_path))
+    assert default_cache_dir() == tmp_path
+    monkeypatch.delenv("DLCOURSE_CACHE")
+    assert default_cache_dir().parts[-2:] == (".cache", "dlcourse")
+
+
+def test_comparison_budget_and_data():
+    from dlcourse.experiments import COMPARISON_BUDGETS, comparison_budget, comparison_data
+
+    fast = comparison_budget(True)
+    assert fast == COMPARISON_BUDGETS["fast"] and fast is not COMPARISON_BUDGETS["fast"]
+    assert comparison_budget(False)["image_size"] > fast["image_size"]
+    budget = {**fast, "image_size": 16, "n_train": 4, "n_val": 3}
+    train, val = comparison_data(budget)
+    again, _ = comparison_data(budget)
+    assert train.images.shape == (4, 16, 16, 3) and val.images.shape == (3, 16, 16, 3)
+    np.testing.assert_array_equal(train.images, again.images)
+    assert not np.array_equal(train.images[:3], val.images)
