@@ -263,6 +263,8 @@ def test_feedback_hides_hidden_tests(battery):
     assert "Hidden tests failed." in hardcoded
     assert "AssertionError" not in hardcoded  # the hidden failure's traceback stays out
     assert "0 / 6" in hardcoded
+    invalid = (course.feedback / "invalid_json" / LESSON / f"{LESSON}.html").read_text()
+    assert "not valid JSON" in invalid  # a student whose file was broken learns why
 
 
 def test_autograded_notebook_and_gradebook(battery):

@@ -209,16 +209,34 @@ async def grade_notebook(
     """Grade one notebook of a submission; write the autograded notebook and the feedback."""
     source = assignment.sources[name]
     max_score = assignment.max_score(name)
+
+    def zero(status: str, reason: str) -> NotebookGrade:
+        """Nothing to run: score 0, and feedback that says why."""
+        if outputs.get("feedback") and options.feedback:
+            header = {
+                "student": student,
+                "assignment": assignment.name,
+                "score": 0.0,
+                "max_score": max_score,
+                "status": status,
+                "reasons": [reason],
+            }
+            dest = outputs["feedback"] / f"{Path(name).stem}.html"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(feedback.to_html(feedback.summary_only(header)), encoding="utf-8")
+        tests = {
+            fmt.nbgrader_meta(c)["grade_id"]: 0.0 for c in source.cells if fmt.role(c) == "test"
+        }
+        return NotebookGrade(name, 0.0, max_score, status, [reason], tests)
+
     if path is None:
-        return NotebookGrade(name, 0.0, max_score, "missing", [f"{name}: no notebook submitted"])
+        return zero("missing", f"{name}: no notebook submitted")
     if path.is_symlink():
-        return NotebookGrade(
-            name, 0.0, max_score, "invalid", [f"{name}: a symbolic link, not a file"]
-        )
+        return zero("invalid", f"{name}: a symbolic link, not a file")
     try:
         submission = fmt.read_notebook(path)
     except fmt.InvalidNotebook as e:
-        return NotebookGrade(name, 0.0, max_score, "invalid", [f"{name}: {e}"])
+        return zero("invalid", f"{name}: {e}")
 
     plan = merge.build(source, submission, options.mode)
     notes = [f"{name}: submitted as {renamed}"] if renamed else []

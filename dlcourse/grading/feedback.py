@@ -122,6 +122,11 @@ def build(plan, run, tests: dict[int, dict], *, header: dict, hidden_secrets: se
     return nb, withheld
 
 
+def summary_only(header: dict):
+    """Feedback for a submission that could not be run (invalid or missing)."""
+    return fmt.new_notebook([nbformat.v4.new_markdown_cell(_summary(header, None, {}))])
+
+
 def _summary(header: dict, plan, tests: dict[int, dict]) -> str:
     lines = [
         f"# Feedback: {html.escape(header['assignment'])}",
