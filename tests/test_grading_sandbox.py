@@ -28,7 +28,7 @@ from dlcourse.grading import leaks, merge
 from dlcourse.grading import nbformat_grading as fmt
 from dlcourse.grading.course import Course
 from dlcourse.grading.execute import Runner
-from dlcourse.grading.sandbox import GIB, UID_BASE, Limits, SandboxConfig, find_bwrap, probe
+from dlcourse.grading.sandbox import GIB, Limits, SandboxConfig, find_bwrap, probe, slot_uid
 
 pytestmark = pytest.mark.sandbox
 
@@ -77,7 +77,7 @@ def sandbox_processes() -> list[int]:
             uid = int(next(x for x in lines if x.startswith("Uid:")).split()[1])
         except (OSError, StopIteration, ValueError):
             continue
-        if uid >= UID_BASE:
+        if uid in (slot_uid(0), slot_uid(1)):  # this process's sandboxes, not other graders'
             pids.append(int(status.parent.name))
     return pids
 

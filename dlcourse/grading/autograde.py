@@ -36,7 +36,7 @@ class Options:
     """How to grade (the CLI's flags)."""
 
     sandbox: SandboxConfig
-    timeout: float = 120.0
+    timeout: float = 300.0
     budget: float | None = None
     mode: str = "auto"
     feedback: bool = True

@@ -134,16 +134,16 @@ def register(subparsers) -> None:
     p.add_argument(
         "--timeout",
         type=float,
-        default=120.0,
+        default=300.0,
         metavar="S",
-        help="seconds one cell may run (default 120)",
+        help="seconds one cell may run (default 300: a FAST lesson's longest training cell, on a busy machine)",
     )
     p.add_argument(
         "--budget",
         type=float,
         default=None,
         metavar="S",
-        help="seconds one notebook may run in all (default max(600, 20 x timeout))",
+        help="seconds one notebook may run in all (default max(600, 5 x timeout): 25 min)",
     )
     p.add_argument(
         "--workers",

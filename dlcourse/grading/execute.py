@@ -127,7 +127,7 @@ class Runner:
         stage: Path,
         scratch: Path,
         *,
-        timeout: float = 120,
+        timeout: float = 300,
         budget: float | None = None,
         env_extra: dict | None = None,
         startup_timeout: float = 120,
@@ -137,7 +137,7 @@ class Runner:
         self.stage = stage
         self.scratch = scratch
         self.timeout = timeout
-        self.budget = budget if budget is not None else max(600.0, 20 * timeout)
+        self.budget = budget if budget is not None else max(600.0, 5 * timeout)
         self.env_extra = env_extra
         self.startup_timeout = startup_timeout
         self.client: _Client | None = None

@@ -186,7 +186,7 @@ def grade(
     course: Course,
     names: list[str] | None = None,
     *,
-    timeout: float = 120.0,
+    timeout: float = 300.0,
     workers: int = 1,
     mode: str = "auto",
     allow_unsandboxed: bool = False,
