@@ -11,8 +11,9 @@ ways with the same scenes and batch size:
   ``train_segmenter`` does.
 
 Epochs are timed round-robin (one of each in turn), median of ``repeats``; the input-wait share
-of a way is ``1 - t_memory / t_way`` (0: input costs nothing; it can come out slightly negative
-from noise). Generating the scenes on the fly is measured too: seconds for ``make_scenes`` to make
+of a way is ``1 - t_memory / t_way`` in wall time (0: input costs nothing; it can come out
+slightly negative from noise), and the input's share of the CPU time the same way in process CPU
+seconds (all threads): on a shared machine the wall-time share is noisy, the CPU share much less. Generating the scenes on the fly is measured too: seconds for ``make_scenes`` to make
 one batch, against the seconds of one training step on it, and the share of an epoch it would
 take if the two ran one after the other (an upper bound: ``tf.data`` could overlap them).
 
@@ -38,8 +39,9 @@ def run(quick: bool = False, seed: int = 0) -> dict:
     """Epoch seconds per way of feeding, input-wait shares, on-the-fly generation cost.
 
     Returns:
-        ``{"config", "epoch_seconds": {way: median}, "input_wait_share": {way: share},
-        "generation": {"seconds_per_batch", "step_seconds", "share_if_serial"}}``.
+        ``{"config", "epoch_seconds": {way: median}, "epoch_cpu_seconds": {way: median},
+        "input_wait_share": {way: share}, "input_cpu_share": {way: share}, "generation":
+        {"seconds_per_batch", "step_seconds", "share_if_serial"}}``.
     """
     from dlcourse._quiet import import_keras
 
@@ -75,12 +77,15 @@ def run(quick: bool = False, seed: int = 0) -> dict:
     for feed in feeds.values():
         feed()  # tracing (each way gives the step its own input signature)
     times = {way: [] for way in WAYS}
+    cpu_times = {way: [] for way in WAYS}
     for _ in range(cfg["repeats"]):
         for way, feed in feeds.items():
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             feed()
             times[way].append(time.perf_counter() - start)
+            cpu_times[way].append(time.process_time() - cpu)
     epoch = {way: float(np.median(t)) for way, t in times.items()}
+    epoch_cpu = {way: float(np.median(t)) for way, t in cpu_times.items()}
 
     gen = []
     for i in range(max(3, cfg["repeats"])):
@@ -91,8 +96,14 @@ def run(quick: bool = False, seed: int = 0) -> dict:
     return {
         "config": {**cfg, "steps_per_epoch": steps, "quick": quick},
         "epoch_seconds": {way: round(s, 4) for way, s in epoch.items()},
+        "epoch_cpu_seconds": {way: round(s, 4) for way, s in epoch_cpu.items()},
         "input_wait_share": {
             way: round(1 - epoch["memory"] / epoch[way], 4) for way in WAYS if way != "memory"
+        },
+        "input_cpu_share": {
+            way: round(1 - epoch_cpu["memory"] / epoch_cpu[way], 4)
+            for way in WAYS
+            if way != "memory"
         },
         "generation": {
             "seconds_per_batch": round(per_batch, 5),
@@ -103,24 +114,29 @@ def run(quick: bool = False, seed: int = 0) -> dict:
 
 
 def markdown(result: dict, machine: str) -> str:
-    cfg, epoch = result["config"], result["epoch_seconds"]
+    cfg, epoch, cpu = result["config"], result["epoch_seconds"], result["epoch_cpu_seconds"]
     lines = [
         f"One epoch ({cfg['steps_per_epoch']} steps, batch {cfg['batch_size']}, "
         f"{cfg['image_size']}×{cfg['image_size']}) of the nearest-upsampling encoder–decoder, "
         f"median of {cfg['repeats']} taken round-robin.",
         "",
-        f"| fed from | epoch s ({machine}) | share of the epoch waiting on input |",
-        "| --- | ---: | ---: |",
-        f"| batches already in memory (reference) | {epoch['memory']:.2f} | 0 |",
+        f"| fed from | epoch s ({machine}) | share of the epoch waiting on input | "
+        "epoch CPU-s | input's share of CPU time |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| batches already in memory (reference) | {epoch['memory']:.2f} | 0 | "
+        f"{cpu['memory']:.2f} | 0 |",
     ]
     labels = {"make_dataset": "`make_dataset` (tf.data)", "arrays": "NumPy arrays, `fit(x, y)`"}
     for way, label in labels.items():
-        lines.append(f"| {label} | {epoch[way]:.2f} | {result['input_wait_share'][way]:.1%} |")
+        lines.append(
+            f"| {label} | {epoch[way]:.2f} | {result['input_wait_share'][way]:.1%} | "
+            f"{cpu[way]:.2f} | {result['input_cpu_share'][way]:.1%} |"
+        )
     g = result["generation"]
     lines.append(
         f"| scenes generated on the fly, one batch before each step (estimate) | "
         f"{(g['seconds_per_batch'] + g['step_seconds']) * cfg['steps_per_epoch']:.2f} | "
-        f"{g['share_if_serial']:.1%} |"
+        f"{g['share_if_serial']:.1%} | | |"
     )
     return "\n".join(lines)
 

@@ -87,7 +87,7 @@ def _data_markdown(result: dict, label: str) -> str:
 
 def _data_headline(result: dict) -> list[tuple[str, str]]:
     first = result["generation"]["results"][0]
-    share = result["input"]["input_wait_share"]
+    share, cpu = result["input"]["input_wait_share"], result["input"].get("input_cpu_share", {})
     size = first["image_size"]
     return [
         (
@@ -98,7 +98,9 @@ def _data_headline(result: dict) -> list[tuple[str, str]]:
         (
             "share of a training epoch waiting on input",
             f"{share['make_dataset']:.0%} with `make_dataset`, {share['arrays']:.0%} with NumPy "
-            f"arrays, {result['input']['generation']['share_if_serial']:.0%} generating on the fly",
+            f"arrays (of CPU time: {cpu.get('make_dataset', float('nan')):.0%}, "
+            f"{cpu.get('arrays', float('nan')):.0%}); "
+            f"{result['input']['generation']['share_if_serial']:.0%} if generated on the fly",
         ),
     ]
 

@@ -88,7 +88,7 @@ def _grading(quick: bool, out: Path) -> dict:
         quick,
         lesson=str(fixture) if quick else "01",
         submissions=2 if quick else 4,
-        repeats=1 if quick else 2,
+        repeats=1,
         cells="exercises",
         configs=("sandbox", "no_sandbox", "sandbox_w2"),
     )
