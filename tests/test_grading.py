@@ -367,3 +367,19 @@ def test_check_command(tmp_path, student, capsys):
     assert "✔ ex-00-add-check" in out  # the visible check cannot see the hard-coded answer
     assert "✘ ex-00-words-check" in out and "still the stub" in out
     assert main(["check", str(broken)]) == 2
+
+
+def test_feedback_keeps_no_active_content():
+    from dlcourse.grading.feedback import _safe_markdown, _safe_output
+
+    out = nbformat.v4.new_output(
+        "display_data",
+        data={
+            "text/html": "<script>alert(1)</script>",
+            "application/javascript": "alert(2)",
+            "image/svg+xml": "<svg onload='alert(3)'/>",
+            "text/plain": "<IPython.display>",
+        },
+    )
+    assert _safe_output(out)["data"] == {"text/plain": "<IPython.display>"}
+    assert "<script" not in _safe_markdown("hi <script>alert(1)</script>")

@@ -157,7 +157,11 @@ def score_tests(plan, run: RunResult | None) -> dict[int, dict]:
                 detail = (
                     "hidden tests failed"
                     if seg.hidden
-                    else (f"{bad.ename}: {bad.evalue}"[:300] if bad.ename else "failed")
+                    else (
+                        (f"{bad.ename}: {bad.evalue}" if bad.evalue else bad.ename)[:300]
+                        if bad.ename
+                        else "failed"
+                    )
                 )
             else:
                 detail = {

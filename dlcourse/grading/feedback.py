@@ -8,6 +8,7 @@ contains a line of a hidden test (student code can read what the kernel runs) is
 
 from __future__ import annotations
 
+import copy
 import html
 import threading
 
@@ -23,10 +24,34 @@ def _exporter():
     if not hasattr(_local, "exporter"):
         from nbconvert import HTMLExporter
 
-        _local.exporter = HTMLExporter(template_name="classic", sanitize_html=True)
+        # Safety comes from _safe_output / _safe_markdown instead of sanitize_html, which
+        # escapes whole rendered markdown cells (headings showed up as literal tags).
+        _local.exporter = HTMLExporter(template_name="classic")
         _local.exporter.exclude_input_prompt = True
         _local.exporter.exclude_output_prompt = True
     return _local.exporter
+
+
+SAFE_MIME = ("text/plain", "image/png", "image/jpeg", "image/gif")
+
+
+def _safe_output(output):
+    """An output without active content: student code can emit HTML, JavaScript or SVG that
+    would run when the feedback is opened; only text and raster images are kept."""
+    if output.get("output_type") not in ("display_data", "execute_result"):
+        return output
+    output = copy.deepcopy(output)
+    data = output.get("data", {})
+    kept = {k: v for k, v in data.items() if k in SAFE_MIME}
+    if not kept:
+        kept = {"text/plain": "[rich output not shown in feedback]"}
+    output["data"] = kept
+    return output
+
+
+def _safe_markdown(text: str) -> str:
+    """Markdown the student wrote, with raw HTML shown as text rather than rendered."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _stream(text: str, name: str = "stdout"):
@@ -60,7 +85,7 @@ def build(plan, run, tests: dict[int, dict], *, header: dict, hidden_secrets: se
                     _stream("[output withheld: it contains text of a hidden test]\n", "stderr")
                 )
             else:
-                out.append(o)
+                out.append(_safe_output(o))
         return out
 
     cells = [nbformat.v4.new_markdown_cell(_summary(header, plan, tests))]
@@ -70,6 +95,8 @@ def build(plan, run, tests: dict[int, dict], *, header: dict, hidden_secrets: se
         if not step.is_code:
             cell.cell_type = step.cell.cell_type
             cell.source = step.cell.source
+            if step.origin != "source":
+                cell.source = _safe_markdown(cell.source)
             cells.append(cell)
             continue
         if not step.run:

@@ -173,7 +173,14 @@ class SandboxConfig:
             elif os.path.isdir(top):
                 cmd += ["--ro-bind", top, top]
         cmd += ["--perms", "0755", "--dir", "/etc"]  # bwrap would make it 0700: unreadable
-        for etc in ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives"):
+        for etc in (
+            "ld.so.cache",
+            "ld.so.conf",
+            "ld.so.conf.d",
+            "localtime",
+            "alternatives",
+            "fonts",
+        ):
             cmd += ["--ro-bind-try", f"/etc/{etc}", f"/etc/{etc}"]
         cmd += ["--ro-bind", str(runtime / "passwd"), "/etc/passwd"]
         cmd += ["--ro-bind", str(runtime / "group"), "/etc/group"]
