@@ -56,10 +56,17 @@ def run(quick: bool = False, out=None, lessons=None) -> dict:
                 os.environ.pop(CACHE_ENV, None)
             else:
                 os.environ[CACHE_ENV] = saved
-    rows = {
-        name: {"status": r["status"], "seconds": r["seconds"], "error": r["error"]}
-        for name, r in report["lessons"].items()
-    }
+        rows = {}
+        for name, r in report["lessons"].items():
+            cells = cell_seconds(r["executed"]) if r.get("executed") else []
+            rows[name] = {
+                "status": r["status"],
+                "seconds": r["seconds"],
+                "error": r["error"],
+                # kernel start, TensorFlow import in the kernel, writing the notebook, ...
+                "outside_cells_seconds": round(r["seconds"] - sum(c["seconds"] for c in cells), 1),
+                "slowest_cells": sorted(cells, key=lambda c: -c["seconds"])[:3],
+            }
     total = round(sum(r["seconds"] for r in rows.values()), 1)
     slowest = max(rows, key=lambda name: rows[name]["seconds"])
     return {
@@ -74,25 +81,74 @@ def run(quick: bool = False, out=None, lessons=None) -> dict:
     }
 
 
+def _when(text: str):
+    import datetime
+
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+_TRAINING_CALLS = ("compare_upsampling(", "train_segmenter(", ".fit(", "fit(", ".predict(")
+
+
+def _telling_line(source: str) -> str:
+    """The line of a cell that says where its time goes: the first training/prediction call,
+    else the first non-empty line."""
+    lines = [line.strip() for line in source.splitlines() if line.strip()]
+    for call in _TRAINING_CALLS:
+        for line in lines:
+            if call in line and not line.startswith("#"):
+                return line[:80]
+    return lines[0][:80] if lines else ""
+
+
+def cell_seconds(notebook) -> list[dict]:
+    """``[{"cell", "seconds", "code"}]`` of each executed code cell, from nbclient's timing
+    metadata (``execution``: ``iopub.execute_input`` to ``shell.execute_reply``); ``code`` is
+    the line that says where its time goes (``_telling_line``)."""
+    import nbformat
+
+    cells = []
+    for index, cell in enumerate(nbformat.read(notebook, as_version=4).cells):
+        timing = cell.get("metadata", {}).get("execution", {})
+        start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+        if cell.cell_type != "code" or not (start and end):
+            continue
+        seconds = (_when(end) - _when(start)).total_seconds()
+        cells.append(
+            {"cell": index, "seconds": round(seconds, 1), "code": _telling_line(cell.source)}
+        )
+    return cells
+
+
+def _code(text: str) -> str:
+    return "`" + text.replace("|", "/").replace("`", "'") + "`"
+
+
 def markdown(result: dict, machine: str) -> str:
-    """A table: lesson, status, seconds, share of the total."""
+    """A table: lesson, status, seconds, share of the total, time outside cells, slowest cell."""
     total = result["total_seconds"] or 1.0
     lines = [
-        "Each lesson in a fresh kernel as `dlcourse run --fast` runs it (kernel start and "
-        "TensorFlow import included), with an empty results cache (a first run).",
+        "Each lesson in a fresh kernel as `dlcourse run --fast` runs it, with an empty results "
+        "cache (a first run). Outside cells: kernel start and shutdown, writing the notebook.",
         "",
-        f"| lesson | status | seconds ({machine}) | share of total |",
-        "| --- | --- | ---: | ---: |",
+        f"| lesson | status | seconds ({machine}) | share of total | outside cells | "
+        "slowest cell |",
+        "| --- | --- | ---: | ---: | ---: | --- |",
     ]
     for name, row in result["lessons"].items():
         status = row["status"]
         if row.get("error"):
             err = row["error"]
             status += f" (cell {err.get('cell')}: {err.get('ename')})"
-        lines.append(f"| {name} | {status} | {row['seconds']:.1f} | {row['seconds'] / total:.0%} |")
+        cells = row.get("slowest_cells") or []
+        top = f"{cells[0]['seconds']:.1f} s, cell {cells[0]['cell']}: {_code(cells[0]['code'])}"
+        lines.append(
+            f"| {name} | {status} | {row['seconds']:.1f} | {row['seconds'] / total:.0%} | "
+            f"{row.get('outside_cells_seconds', float('nan')):.1f} | {top if cells else '—'} |"
+        )
     lines.append(
         f"| **total** | {result['passed']}/{result['count']} passed | "
-        f"**{result['total_seconds']:.1f}** | 100% |"
+        f"**{result['total_seconds']:.1f}** | 100% | | |"
     )
     return "\n".join(lines)
 
@@ -100,13 +156,27 @@ def markdown(result: dict, machine: str) -> str:
 def headline(result: dict) -> list[tuple[str, str]]:
     """``(figure, value)`` rows for the summary table."""
     slowest = result["slowest"]
-    return [
+    rows = [
         (
             f"all {result['count']} lessons, FAST mode ({result['passed']} passed)",
             f"{result['total_seconds']:.0f} s; slowest {slowest} "
             f"{result['lessons'][slowest]['seconds']:.0f} s",
         )
     ]
+    cells = [
+        (cell, name)
+        for name, row in result["lessons"].items()
+        for cell in row.get("slowest_cells", [])
+    ]
+    if cells:
+        cell, name = max(cells, key=lambda c: c[0]["seconds"])
+        rows.append(
+            (
+                "slowest cell of the course",
+                f"{name} cell {cell['cell']}, {cell['seconds']:.0f} s: {_code(cell['code'])}",
+            )
+        )
+    return rows
 
 
 def main(argv=None) -> None:

@@ -45,6 +45,9 @@ def test_quick_run_writes_report_and_readme_block(tmp_path):
     assert list(course["result"]["lessons"]) == ["01_good_lesson"]  # --quick: the first lesson
     assert course["result"]["lessons"]["01_good_lesson"]["status"] == "passed"
     assert course["result"]["total_seconds"] > 0
+    lesson = course["result"]["lessons"]["01_good_lesson"]
+    assert [c["cell"] for c in lesson["slowest_cells"]] == [1]  # the fixture's one code cell
+    assert lesson["slowest_cells"][0]["code"] == "import os"
     assert (out / course["log"]).exists()
 
     md = (out / "report.md").read_text()
