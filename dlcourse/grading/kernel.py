@@ -50,6 +50,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         spec = launch_spec(
             self._sandbox, self._runtime, self._stage, self.connection_file, self._env_extra
         )
+        # nbclient's arguments: --HistoryManager.hist_file=:memory: (no SQLite history on disk)
+        spec["kernel_args"] = [str(a) for a in extra_arguments or []]
         path = self._runtime / "launch.json"
         write_json(path, spec)
         return self._sandbox.prefix(self._runtime, self._stage) + [
