@@ -260,7 +260,8 @@ async def grade_notebook(
     reasons = list(notes)
     for e in run.events:
         reasons.append(f"{_label(plan, e.step)}: {e.detail}")
-        status = worst([status, "error"])
+        # a run that broke is an error; many processes left behind only need a look
+        status = worst([status, "flagged" if e.kind == "processes" else "error"])
     if plan.mode == "exercises" and plan.skipped:
         names = [
             plan.steps[i].grade_id for i, t in tests.items() if t["detail"].startswith("NameError")

@@ -144,6 +144,7 @@ class Runner:
         self.kernels = 0
         self.events: list[Event] = []
         # one placeholder cell per executed segment, so display ids map to distinct cells
+        self._current: int | None = None
         self._exec_nb = nbformat.v4.new_notebook()
         self._slots = 0
 
@@ -217,6 +218,7 @@ class Runner:
         process = getattr(km.provisioner, "process", None) if km.provisioner else None
         if process is not None:
             code = process.poll()
+        self._count_tasks()
         try:
             await km.shutdown_kernel(now=True)
         except Exception:  # already dead, or half-started
@@ -233,6 +235,28 @@ class Runner:
         except Exception:
             pass
         return code
+
+    def _count_tasks(self) -> None:
+        """Flag a sandbox that holds many processes/threads (a fork bomb that was caught by the
+        process limit and left its children sleeping): counted from the host, where the student's
+        code cannot hide them, just before the sandbox is killed."""
+        if not self.sandbox.drop_to_nobody:
+            return
+        tasks = 0
+        for status in Path("/proc").glob("[0-9]*/status"):
+            try:
+                fields = dict(
+                    line.split(":", 1) for line in status.read_text().splitlines() if ":" in line
+                )
+                if int(fields["Uid"].split()[1]) == self.sandbox.uid:
+                    tasks += int(fields["Threads"])
+            except (OSError, KeyError, ValueError):
+                continue
+        limit = self.sandbox.limits.nproc
+        if tasks >= min(64, limit // 2) and not any(e.kind == "processes" for e in self.events):
+            step = self._current
+            detail = f"its code started {tasks} processes/threads (limit {limit})"
+            self.events.append(Event("processes", step, detail))
 
     async def _execute(self, code: str, hidden: bool, step: int, deadline: float) -> SegmentResult:
         remaining = deadline - time.monotonic()
@@ -305,7 +329,10 @@ class Runner:
                             self.events.append(Event("restarts", i, "too many kernel restarts"))
                         out.append(SegmentResult([], "not-run"))
                         continue
+                    self._current = i
                     out.append(await self._execute(seg.code, seg.hidden, i, deadline))
+                    if step.origin == "student" and self.client is not None:
+                        self._count_tasks()
                 results[i] = out
         finally:
             await self._stop()
