@@ -218,7 +218,7 @@ class Runner:
         process = getattr(km.provisioner, "process", None) if km.provisioner else None
         if process is not None:
             code = process.poll()
-        self._count_tasks()
+        self._count_tasks(client)
         try:
             await km.shutdown_kernel(now=True)
         except Exception:  # already dead, or half-started
@@ -236,27 +236,32 @@ class Runner:
             pass
         return code
 
-    def _count_tasks(self) -> None:
-        """Flag a sandbox that holds many processes/threads (a fork bomb that was caught by the
-        process limit and left its children sleeping): counted from the host, where the student's
-        code cannot hide them, just before the sandbox is killed."""
-        if not self.sandbox.drop_to_nobody:
+    def _count_tasks(self, client: _Client) -> None:
+        """Flag a sandbox that holds many processes/threads (a fork bomb stopped by the process
+        limit, its children left sleeping): counted from the host, over the sandbox's process
+        tree, where the student's code cannot hide them."""
+        root = getattr(getattr(client.km, "provisioner", None), "pid", None)
+        if root is None:
             return
-        tasks = 0
-        for status in Path("/proc").glob("[0-9]*/status"):
+        children: dict[int, list[int]] = {}
+        threads: dict[int, int] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
-                fields = dict(
-                    line.split(":", 1) for line in status.read_text().splitlines() if ":" in line
-                )
-                if int(fields["Uid"].split()[1]) == self.sandbox.uid:
-                    tasks += int(fields["Threads"])
-            except (OSError, KeyError, ValueError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                pid = int(stat.parent.name)
+                children.setdefault(int(fields[1]), []).append(pid)
+                threads[pid] = int(fields[17])
+            except (OSError, IndexError, ValueError):
                 continue
+        tasks, todo = 0, [root]
+        while todo:
+            pid = todo.pop()
+            tasks += threads.get(pid, 0)
+            todo += children.get(pid, [])
         limit = self.sandbox.limits.nproc
         if tasks >= min(64, limit // 2) and not any(e.kind == "processes" for e in self.events):
-            step = self._current
             detail = f"its code started {tasks} processes/threads (limit {limit})"
-            self.events.append(Event("processes", step, detail))
+            self.events.append(Event("processes", self._current, detail))
 
     async def _execute(self, code: str, hidden: bool, step: int, deadline: float) -> SegmentResult:
         remaining = deadline - time.monotonic()
@@ -332,7 +337,7 @@ class Runner:
                     self._current = i
                     out.append(await self._execute(seg.code, seg.hidden, i, deadline))
                     if step.origin == "student" and self.client is not None:
-                        self._count_tasks()
+                        self._count_tasks(self.client)
                 results[i] = out
         finally:
             await self._stop()

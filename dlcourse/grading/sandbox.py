@@ -320,6 +320,21 @@ def kernel_env(extra: dict | None = None, *, home: str, tmpdir: str) -> dict[str
     return env
 
 
+def user_tasks(uid: int) -> int:
+    """Processes and threads the user ``uid`` runs now (what ``RLIMIT_NPROC`` counts)."""
+    tasks = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(
+                line.split(":", 1) for line in status.read_text().splitlines() if ":" in line
+            )
+            if int(fields["Uid"].split()[1]) == uid:
+                tasks += int(fields["Threads"])
+        except (OSError, KeyError, ValueError):
+            continue
+    return tasks
+
+
 def launch_spec(
     config: SandboxConfig,
     runtime: Path,
@@ -332,7 +347,10 @@ def launch_spec(
     spec = {
         "connection_file": connection_file,
         "python": sys.executable,
-        "limits": config.limits.as_dict(),
+        "limits": {
+            **config.limits.as_dict(),
+            "nproc_base": 0 if config.drop_to_nobody else user_tasks(os.getuid()),
+        },
         "env": kernel_env(env_extra, home=places["home"], tmpdir=places["tmpdir"]),
         **places,
     }
