@@ -6,7 +6,8 @@ Modules, in the order a submission meets them (docs/grading.md tells the whole w
 * ``release``           student versions through nbgrader, ``leaks`` checks nothing secret got out;
 * ``nbformat_grading``  reading (hostile) notebooks, cell roles, hidden-test regions, stubs;
 * ``merge``             the notebook that is graded: the source's tests, the student's answers;
-* ``sandbox``, ``kernel``, ``_launch``  a bubblewrap-sandboxed, resource-limited kernel;
+* ``sandbox`` (bwrap command, limits), ``kernel`` (environment, launch spec, kernel manager),
+  ``_launch`` (limits and user inside): a bubblewrap-sandboxed, resource-limited kernel;
 * ``execute``           running it cell by cell through timeouts, crashes and limits;
 * ``autograde``         scores, status and reason of one notebook; ``feedback`` for the student;
 * ``grade``             the batch: workers, progress, ``grades.csv``, ``gradebook``;

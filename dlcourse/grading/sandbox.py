@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.util
-import json
 import os
 import shutil
 import subprocess
@@ -279,88 +278,3 @@ def require_sandbox(allow_unsandboxed: bool = False) -> str | None:
         "sysctl kernel.apparmor_restrict_unprivileged_userns=0), or pass "
         "--no-sandbox-i-accept-the-risk."
     )
-
-
-def kernel_env(extra: dict | None = None, *, home: str, tmpdir: str) -> dict[str, str]:
-    """The kernel's whole environment: FAST and grading mode on, nothing of the grader's secrets."""
-    venv_bin = os.path.dirname(sys.executable)
-    env = {
-        "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": home,
-        "USER": "student",
-        "LOGNAME": "student",
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONUNBUFFERED": "1",
-        "MPLBACKEND": "Agg",
-        "MPLCONFIGDIR": os.path.join(home, ".matplotlib"),
-        "IPYTHONDIR": os.path.join(home, ".ipython"),
-        "JUPYTER_RUNTIME_DIR": os.path.join(home, ".jupyter-runtime"),
-        "KERAS_HOME": os.path.join(home, ".keras"),
-        "TMPDIR": tmpdir,
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "DLCOURSE_FAST": "1",
-        "DLCOURSE_GRADING": "1",
-        "NBGRADER_EXECUTION": "autograde",
-    }
-    if sys.prefix != sys.base_prefix:
-        env["VIRTUAL_ENV"] = sys.prefix
-    for name in (
-        "KERAS_BACKEND",
-        "OMP_NUM_THREADS",
-        "TF_NUM_INTRAOP_THREADS",
-        "TF_NUM_INTEROP_THREADS",
-        "CUDA_VISIBLE_DEVICES",
-        "TZ",
-    ):
-        if name in os.environ:
-            env[name] = os.environ[name]
-    env.update(extra or {})
-    return env
-
-
-def user_tasks(uid: int) -> int:
-    """Processes and threads the user ``uid`` runs now (what ``RLIMIT_NPROC`` counts)."""
-    tasks = 0
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            fields = dict(
-                line.split(":", 1) for line in status.read_text().splitlines() if ":" in line
-            )
-            if int(fields["Uid"].split()[1]) == uid:
-                tasks += int(fields["Threads"])
-        except (OSError, KeyError, ValueError):
-            continue
-    return tasks
-
-
-def launch_spec(
-    config: SandboxConfig,
-    runtime: Path,
-    stage: Path,
-    connection_file: str,
-    env_extra: dict | None = None,
-) -> dict:
-    """The JSON the launcher reads."""
-    places = config.places(runtime, stage)
-    spec = {
-        "connection_file": connection_file,
-        "python": sys.executable,
-        "limits": {
-            **config.limits.as_dict(),
-            "nproc_base": 0 if config.drop_to_nobody else user_tasks(os.getuid()),
-        },
-        "env": kernel_env(env_extra, home=places["home"], tmpdir=places["tmpdir"]),
-        **places,
-    }
-    if config.drop_to_nobody:
-        spec["uid"] = spec["gid"] = config.uid
-    if config.bwrap is None:
-        # no bwrap --die-with-parent: the kernel watches its parent and exits with it
-        spec["env"]["JPY_PARENT_PID"] = str(os.getpid())
-    return spec
-
-
-def write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data))
