@@ -15,8 +15,10 @@ times out is reported with its error and the others still run. The report (``rep
 what it measured. ``--readme README.md`` rewrites the README's block between
 ``<!-- benchmarks:start -->`` and ``<!-- benchmarks:end -->``.
 
-Full run: about 15 minutes on 2 quiet cores. ``--quick``: tiny sizes, a smoke run of the machinery
-(its figures mean nothing).
+Full run: 13 minutes on 2 cores shared with other work (load average 3–6), with 6 lessons; the
+course section grows by each new lesson's FAST time. ``--quick``: tiny sizes, a smoke run of the
+machinery (its figures mean nothing; 2–3 minutes on a quiet machine, most of it the first lesson).
+``--render`` rewrites ``report.md`` (and ``--readme``) from ``report.json`` without measuring.
 """
 
 from __future__ import annotations
