@@ -22,11 +22,23 @@ def _course(args):
     return Course(Path(args.course))
 
 
+def _no_nbgrader(e: ModuleNotFoundError) -> int:
+    if e.name and e.name.split(".")[0] in ("nbgrader", "alembic", "sqlalchemy"):
+        print(
+            "error: this command needs nbgrader: pip install 'dlcourse[instructor]'",
+            file=sys.stderr,
+        )
+        return 2
+    raise e
+
+
 def cmd_release(args) -> int:
     from dlcourse.grading.release import release
 
     try:
         results = release(_course(args), args.lessons or None)
+    except ModuleNotFoundError as e:
+        return _no_nbgrader(e)
     except LookupError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -63,6 +75,8 @@ def cmd_grade(args) -> int:
     except (SandboxUnavailable, LookupError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as e:
+        return _no_nbgrader(e)
     if not rows:
         print("no submissions found", file=sys.stderr)
         return 2
