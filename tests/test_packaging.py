@@ -118,3 +118,14 @@ def test_every_keras_object_of_the_package_is_registered_by_import():
                 assert f"dlcourse>{name}" in fresh.stdout, (
                     f"{name} not registered by `import dlcourse`"
                 )
+
+
+def test_ruff_lint_and_format_are_clean(repo_root):
+    """ruff (lint + format, notebooks and docs included) passes on the whole repository."""
+    ruff = [sys.executable, "-m", "ruff"]
+    lint = subprocess.run([*ruff, "check", "."], cwd=repo_root, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout[-3000:]
+    fmt = subprocess.run(
+        [*ruff, "format", "--check", "."], cwd=repo_root, capture_output=True, text=True
+    )
+    assert fmt.returncode == 0, fmt.stdout[-3000:]
