@@ -5,6 +5,10 @@ Python's ``python3`` kernel, working directory = the lessons folder), writes the
 ``results.json`` to the output folder, and returns a table: status, wall seconds and the figures the
 lesson published with ``dlcourse.results.record``. A failing lesson is reported with the failing
 cell; the remaining lessons still run.
+
+The kernel process's own standard error (TensorFlow's C-level log lines, the kernel's start-up
+warnings, a crash message) goes to ``<out>/<lesson>.kernel.log``, not to the terminal, so the
+runner's output is its table; a lesson whose kernel died points at that log.
 """
 
 from __future__ import annotations
@@ -176,15 +180,18 @@ def run_lesson(
             on_cell_start=on_cell_start,
         )
         error = None
+        kernel_log = out_dir / f"{lesson.name}.kernel.log"
         start = time.perf_counter()
-        try:
-            client.execute(env=env)
-        except CellExecutionError as exc:
-            error = {"ename": exc.ename, "evalue": exc.evalue}
-        except CellTimeoutError as exc:
-            error = {"ename": "CellTimeoutError", "evalue": str(exc).splitlines()[0]}
-        except DeadKernelError as exc:
-            error = {"ename": "DeadKernelError", "evalue": str(exc)}
+        with open(kernel_log, "wb") as log:
+            try:
+                # keyword arguments reach jupyter_client's launch_kernel (the kernel's Popen)
+                client.execute(env=env, stderr=log)
+            except CellExecutionError as exc:
+                error = {"ename": exc.ename, "evalue": exc.evalue}
+            except CellTimeoutError as exc:
+                error = {"ename": "CellTimeoutError", "evalue": str(exc).splitlines()[0]}
+            except DeadKernelError as exc:
+                error = {"ename": "DeadKernelError", "evalue": f"{exc} (its log: {kernel_log})"}
         seconds = time.perf_counter() - start
         if error is not None:
             error["cell"] = current["cell"]

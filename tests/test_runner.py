@@ -116,3 +116,31 @@ def test_update_readme_needs_the_markers(tmp_path):
     readme.write_text("no markers\n")
     with pytest.raises(ValueError, match="lesson-table:start"):
         runner.update_readme(readme, "| table |")
+
+
+def _lesson(folder: Path, name: str, *sources: str) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {name[:2]} · {name[3:]}")]
+    nb.cells += [nbformat.v4.new_code_cell(source) for source in sources]
+    nb.metadata["dlcourse"] = {"lesson": name[:2], "title": name[3:], "idea": "a fixture"}
+    nbformat.write(nb, folder / f"{name}.ipynb")
+
+
+def test_kernel_stderr_goes_to_a_log_and_a_dead_kernel_points_at_it(tmp_path, capfd):
+    lessons, out = tmp_path / "lessons", tmp_path / "out"
+    lessons.mkdir()
+    # what TensorFlow's C++ logging does: write to file descriptor 2 of the kernel process
+    _lesson(lessons, "01_noisy", "import os\nos.write(2, b'C-level noise on fd 2\\n')")
+    _lesson(lessons, "02_crash", "import os\nos.write(2, b'last words\\n')\nos._exit(3)")
+    code = cli.main(["run", "--lessons-dir", str(lessons), "--out", str(out), "--fast", "--quiet"])
+    assert code == 1
+    captured = capfd.readouterr()
+    assert "C-level noise" not in captured.err + captured.out  # the terminal shows the table only
+    assert "C-level noise on fd 2" in (out / "01_noisy.kernel.log").read_text()
+    assert "last words" in (out / "02_crash.kernel.log").read_text()
+    report = json.loads((out / "results.json").read_text())["lessons"]
+    assert report["01_noisy"]["status"] == "passed"
+    assert report["02_crash"]["error"]["ename"] == "DeadKernelError"
+    assert str(out / "02_crash.kernel.log") in report["02_crash"]["error"]["evalue"]
