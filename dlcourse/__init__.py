@@ -20,7 +20,17 @@ _import_keras()
 # These modules define registered Keras objects; importing them registers them (Keras first).
 from dlcourse import layers, localization, metrics, models  # noqa: E402
 
-_LAZY = {"boxes", "checks", "data", "grading", "notebooks", "reference", "runner", "viz"}
+_LAZY = {
+    "boxes",
+    "checks",
+    "data",
+    "detection",
+    "grading",
+    "notebooks",
+    "reference",
+    "runner",
+    "viz",
+}
 
 __all__ = [
     "__version__",
