@@ -26,6 +26,7 @@ _LAZY = {
     "data",
     "detection",
     "grading",
+    "grid_targets",
     "notebooks",
     "reference",
     "runner",

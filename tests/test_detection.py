@@ -132,7 +132,7 @@ def test_map_of_the_truth_itself_is_one_on_generated_scenes():
         "classes": truth["classes"],
         "scores": rng.uniform(0.1, 1, truth["classes"].shape),
     }
-    result = mean_average_precision(found, truth, scenes.num_classes)
+    result = mean_average_precision(found, truth, scenes.num_classes, format="rel_xywh")
     assert result["map"] == 1.0
     counts = np.bincount(np.concatenate(scenes.labels), minlength=scenes.num_classes)
     assert result["num_truth"].tolist() == counts.tolist()
