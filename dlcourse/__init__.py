@@ -18,7 +18,7 @@ from dlcourse._version import __version__
 _import_keras()
 
 # These modules define registered Keras objects; importing them registers them (Keras first).
-from dlcourse import layers, localization, metrics, models  # noqa: E402
+from dlcourse import grid_detector, layers, localization, metrics, models  # noqa: E402
 
 _LAZY = {
     "boxes",
@@ -36,6 +36,7 @@ _LAZY = {
 __all__ = [
     "__version__",
     "config",
+    "grid_detector",
     "layers",
     "localization",
     "metrics",
