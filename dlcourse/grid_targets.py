@@ -102,8 +102,11 @@ def encode_grid_targets(boxes, classes, image_size, grid: int, box_format: str =
         x, y, w, h = boxes[i, j]
         if not (w > 0 and h > 0):
             raise ValueError(f"Expected positive box sizes. Received: image {i}, slot {j}: {w}x{h}")
-        # centre in cell units; a centre on the far edge belongs to the last cell
-        cx, cy = (x + w / 2) / width * grid, (y + h / 2) / height * grid
+        # centre in cell units, rounded to 1e-6 so that float32 rel_xywh boxes (34/48 * 48 =
+        # 33.99999...) fall into the same cell as their pixel boxes; a centre on the far edge
+        # belongs to the last cell
+        cx = round((x + w / 2) / width * grid, 6)
+        cy = round((y + h / 2) / height * grid, 6)
         col, row = min(int(cx), grid - 1), min(int(cy), grid - 1)
         if not (0 <= cx <= grid and 0 <= cy <= grid):
             raise ValueError(f"Expected box centres inside the image. Received: {boxes[i, j]}")

@@ -117,3 +117,14 @@ def test_decode_bad_input():
         decode_grid_predictions(np.zeros((1, 2, 2)), np.zeros((1, 2, 2)), np.zeros((1, 2, 2, 3)), 8)
     with pytest.raises(ValueError, match="class_probs"):
         decode_grid_predictions(np.zeros((1, 2, 2)), np.zeros((1, 3, 3)), np.zeros((1, 2, 2, 4)), 8)
+
+
+def test_float32_relative_boxes_on_a_cell_edge_fall_into_the_pixel_boxes_cell():
+    # 34 / 48 in float32, times 48, is 33.99999...: the centre (40, 42) must stay in column 5
+    pixels = np.array([[[34.0, 36.0, 12.0, 12.0]]])
+    rel = (pixels / 48).astype(np.float32)
+    a = encode_grid_targets(pixels, [[0]], 48, 6)
+    b = encode_grid_targets(rel, [[0]], 48, 6, box_format="rel_xywh")
+    assert np.argwhere(a["objectness"][0]).tolist() == [[5, 5]]
+    assert np.argwhere(b["objectness"][0]).tolist() == [[5, 5]]
+    np.testing.assert_allclose(b["box"][0, 5, 5], [0.0, 0.25, 0.25, 0.25], atol=1e-6)
