@@ -15,9 +15,10 @@ times out is reported with its error and the others still run. The report (``rep
 what it measured. ``--readme README.md`` rewrites the README's block between
 ``<!-- benchmarks:start -->`` and ``<!-- benchmarks:end -->``.
 
-Full run: 19 minutes on a 2-core Intel Xeon with 7 lessons (2026-12-01; course 565 s, quality
-304 s), 13 minutes on a 2-core AMD EPYC shared with other work with 6 lessons (2026-11-22); the
-course section grows by each new lesson's FAST time. ``--quick``: tiny sizes, a smoke run of the
+Full run: 15.5 minutes on a 2-core Intel Xeon with 8 lessons (2026-12-01; course 448 s, quality
+260 s); 19 minutes with 7 lessons on the same machine an hour earlier under more host load; 13
+minutes on a 2-core AMD EPYC with 6 lessons (2026-11-22). The course section grows by each new
+lesson's FAST time. ``--quick``: tiny sizes, a smoke run of the
 machinery (its figures mean nothing; 2–3 minutes on a quiet machine, most of it the first lesson).
 ``--render`` rewrites ``report.md`` (and ``--readme``) from ``report.json`` without measuring.
 """
