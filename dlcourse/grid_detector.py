@@ -27,7 +27,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from dlcourse.localization import BN_MOMENTUM
+from dlcourse.localization import BN_MOMENTUM, box_loss, build_backbone
 
 __all__ = ["GridDetectorLoss", "build_grid_detector", "pack_grid_targets", "split_grid_output"]
 
@@ -55,8 +55,6 @@ def build_grid_detector(
     """
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"Expected num_classes >= 1. Received: {num_classes!r}")
-    if not filters or any(int(f) < 1 for f in filters):
-        raise ValueError(f"Expected a non-empty list of positive filters. Received: {filters!r}")
     height, width = input_shape[:2]
     step = 2 ** len(filters)
     for side in (height, width):
@@ -66,13 +64,12 @@ def build_grid_detector(
                 f"Received: input_shape={tuple(input_shape)}"
             )
     inputs = keras.Input(tuple(input_shape), name="image")
-    x = inputs
-    for i, f in enumerate((*filters, head_filters), start=1):
-        x = layers.Conv2D(int(f), 3, padding="same", use_bias=False, name=f"conv{i}")(x)
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"bn{i}")(x)
-        x = layers.ReLU(name=f"relu{i}")(x)
-        if i <= len(filters):
-            x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
+    backbone = build_backbone(input_shape, filters, convs_per_stage=1, pooling=None)
+    x = layers.Conv2D(int(head_filters), 3, padding="same", use_bias=False, name="head_conv")(
+        backbone(inputs)
+    )
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="head_bn")(x)
+    x = layers.ReLU(name="head_relu")(x)
     objectness = layers.Conv2D(1, 1, activation="sigmoid", name="objectness")(x)
     classes = layers.Conv2D(num_classes, 1, activation="softmax", name="classes")(x)
     box = layers.Conv2D(4, 1, activation="sigmoid", name="box")(x)
@@ -153,11 +150,7 @@ class GridDetectorLoss(keras.losses.Loss):
         labels = ops.cast(y_true[..., 1], "int32")
         probs = ops.clip(y_pred[..., 1 : 1 + c], eps, 1.0)
         ce = -ops.sum(ops.one_hot(labels, c) * ops.log(probs), axis=-1)
-        err = ops.abs(y_pred[..., 1 + c :] - y_true[..., 2:])
-        huber = ops.mean(
-            ops.where(err < self.delta, 0.5 * err * err / self.delta, err - 0.5 * self.delta),
-            axis=-1,
-        )
+        huber = box_loss(y_true[..., 2:], y_pred[..., 1 + c :], "huber", self.delta)
         cells = ops.maximum(ops.sum(present), 1.0)
         per_object = ops.sum(present * (ce + self.box_weight * huber)) / cells
         # one number per batch (Loss averages per-sample values: give every sample the same)

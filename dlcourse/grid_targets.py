@@ -157,7 +157,7 @@ def decode_grid_predictions(
     ([[8.0, 8.0, 16.0, 16.0]], [2])
     """
     height, width = _size(image_size)
-    scale = (width, height, width, height) if _box_format(box_format) == "xywh" else (1, 1, 1, 1)
+    scale = (width, height, width, height) if _box_format(box_format) == "xywh" else 1.0
     objectness = np.asarray(objectness, dtype=np.float64)
     box = np.asarray(box, dtype=np.float64)
     if objectness.ndim != 3 or objectness.shape[1] != objectness.shape[2]:
@@ -177,11 +177,9 @@ def decode_grid_predictions(
         )
     scores = objectness * confidence
     rows, cols = np.meshgrid(np.arange(grid), np.arange(grid), indexing="ij")
-    cx = (cols + box[..., 0]) / grid * width
-    cy = (rows + box[..., 1]) / grid * height
-    w, h = np.clip(box[..., 2], 0, None) * width, np.clip(box[..., 3], 0, None) * height
-    xywh = np.stack([cx - w / 2, cy - h / 2, w, h], axis=-1) / (width, height, width, height)
-    xywh *= scale  # NMS is the same on either scale: IoU does not change with it
+    w, h = np.clip(box[..., 2], 0, None), np.clip(box[..., 3], 0, None)  # fractions of the image
+    cx, cy = (cols + box[..., 0]) / grid, (rows + box[..., 1]) / grid
+    xywh = np.stack([cx - w / 2, cy - h / 2, w, h], axis=-1) * scale
     found = []
     for i in range(n):
         keep = scores[i] > score_threshold

@@ -61,7 +61,7 @@ def build_backbone(
     name: str = "backbone",
     *,
     convs_per_stage: int = 2,
-    pooling: str = "flatten",
+    pooling: str | None = "flatten",
 ) -> keras.Model:
     """A small convolutional feature extractor: stages of (conv 3x3, BatchNorm, ReLU) x k + max-pool.
 
@@ -76,10 +76,12 @@ def build_backbone(
         name: the model's name, also the prefix of its layers' names.
         convs_per_stage: convolutions before each pooling.
         pooling: how the feature map becomes a vector: ``"flatten"`` keeps *where* (what the box
-            head needs); ``"avg"`` / ``"max"`` (global pooling) throw it away.
+            head needs); ``"avg"`` / ``"max"`` (global pooling) throw it away; ``None`` returns
+            the feature map itself ``(N, H / 2^k, W / 2^k, filters[-1])`` (a grid detector's).
 
     Returns:
-        An uncompiled ``keras.Model`` from images ``(N, H, W, 3)`` to features ``(N, D)``.
+        An uncompiled ``keras.Model`` from images ``(N, H, W, 3)`` to features ``(N, D)`` (or
+        the feature map, for ``pooling=None``).
 
     Example:
         >>> build_backbone((64, 64, 3), filters=(8, 16), convs_per_stage=1).output_shape
@@ -87,8 +89,8 @@ def build_backbone(
     """
     if not isinstance(convs_per_stage, int) or convs_per_stage < 1:
         raise ValueError(f"Expected convs_per_stage >= 1. Received: {convs_per_stage!r}")
-    if pooling not in _POOLING:
-        raise ValueError(f"Expected pooling in {tuple(_POOLING)}. Received: pooling={pooling!r}")
+    if pooling is not None and pooling not in _POOLING:
+        raise ValueError(f"Expected pooling in {(*_POOLING, None)}. Received: pooling={pooling!r}")
     if not filters or any(int(f) < 1 for f in filters):
         raise ValueError(f"Expected a non-empty list of positive filters. Received: {filters!r}")
     inputs = keras.Input(tuple(input_shape), name=f"{name}_image")
@@ -102,7 +104,8 @@ def build_backbone(
             x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn{tag}")(x)
             x = layers.ReLU(name=f"{name}_relu{tag}")(x)
         x = layers.MaxPooling2D(2, name=f"{name}_pool{i}")(x)
-    x = _POOLING[pooling](name=f"{name}_{pooling}")(x)
+    if pooling is not None:
+        x = _POOLING[pooling](name=f"{name}_{pooling}")(x)
     return keras.Model(inputs, x, name=name)
 
 

@@ -61,6 +61,7 @@ def test_backbone_default_shapes_names_and_batchnorm_momentum():
     assert len(bns) == 8 and all(bn.momentum == BN_MOMENTUM == 0.9 for bn in bns)
     assert build_backbone(**SMALL, pooling="avg").output_shape == (None, 16)
     assert build_backbone(**SMALL, pooling="max").output_shape == (None, 16)
+    assert build_backbone(**SMALL, pooling=None).output_shape == (None, 8, 8, 16)  # the map
 
 
 @pytest.mark.parametrize(
