@@ -2,7 +2,10 @@
 
 Every method (the encoder–decoder of ``dlcourse.models`` with each of ``UPSAMPLING_METHODS``,
 built as lessons 05–06 build it) trains from the same seed on the same generated scenes, with the
-same recipe (Adam, batch, learning rate) and the same budget. After every epoch the validation
+same recipe (Adam, batch, learning rate) and the same budget. The full run uses the lessons' own
+comparison (``experiments.comparison_budget(fast=True)`` and ``experiments.comparison_data``: 2,400
+training and 200 validation 32×32 scenes, batch 16, Adam 3e-3), so it answers what the lessons
+cannot in their 4 epochs: how long each method takes to reach a quality on that very data. After every epoch the validation
 mean IoU (``dlcourse.metrics.mean_iou`` of the argmax prediction) is computed outside the timed
 part; the time to a threshold is the training time (evaluation excluded; the one-off tracing of
 the training step in the first epoch included, as a student pays it too) at the end of the first
@@ -29,17 +32,28 @@ import numpy as np
 
 THRESHOLDS = (0.6, 0.8)
 RECIPES = {
-    # Lessons 05–06's recipe (batch 16, Adam 3e-3, filters 16/32/64) on 64×64 scenes; 100 steps
-    # per epoch, so a threshold is checked every ~100 steps. At most 5 x 120 CPU-s (≈ 5 x 60 s on
-    # 2 quiet cores) of training; methods that reach 0.8 stop sooner.
-    "full": {"image_size": 64, "n_train": 1600, "n_val": 300, "batch_size": 16,
-             "learning_rate": 3e-3, "filters": (16, 32, 64), "budget_cpu_seconds": 120.0,
-             "wall_guard": 150.0},
+    # Lessons 05–06's comparison in FAST mode (image size, scenes, batch 16, Adam 3e-3, filters
+    # 16/32/64: ``experiments.COMPARISON_BUDGETS["fast"]``); 150 steps per epoch, so a threshold
+    # is checked every 150 steps. At most 5 x 80 CPU-s (≈ 5 x 50 s on 2 quiet cores) of training;
+    # methods that reach 0.8 stop sooner (measured: epochs 5-7, 16-26 s each on a 2-core Intel
+    # Xeon). 64×64 scenes (1,600 train) took twice as long for the same finding.
+    "full": {"budget_cpu_seconds": 80.0, "wall_guard": 100.0},
     "quick": {"image_size": 32, "n_train": 192, "n_val": 64, "batch_size": 16,
               "learning_rate": 3e-3, "filters": (16, 32, 64), "budget_cpu_seconds": 5.0,
               "wall_guard": 10.0},
 }  # fmt: skip
 MAX_EPOCHS = 1000  # the budget ends the run long before
+
+
+def _recipe(quick: bool) -> dict:
+    """The recipe of a run: the lessons' FAST comparison budget plus this benchmark's budget."""
+    if quick:
+        return dict(RECIPES["quick"])
+    from dlcourse.experiments import comparison_budget
+
+    lesson = comparison_budget(True)
+    keys = ("image_size", "n_train", "n_val", "batch_size", "learning_rate", "filters")
+    return {**{k: lesson[k] for k in keys}, **RECIPES["full"]}
 
 
 def _build(method, num_classes, filters):
@@ -131,13 +145,11 @@ def run(quick: bool = False, methods=None, seed: int = 42) -> dict:
         None, ...}, "vs_fastest": {"0.6": ratio | None, ...}, "history"} | {"error"}}}``.
     """
     import dlcourse  # noqa: F401  (quiet TensorFlow import, registered layers)
-    from dlcourse.data import make_scenes
+    from dlcourse.experiments import comparison_data
     from dlcourse.models import UPSAMPLING_METHODS
 
-    recipe = dict(RECIPES["quick" if quick else "full"])
-    size = recipe["image_size"]
-    train = make_scenes(recipe["n_train"], image_size=size, seed=seed)
-    val = make_scenes(recipe["n_val"], image_size=size, seed=seed + 1)
+    recipe = _recipe(quick)
+    train, val = comparison_data(recipe, seed=seed)
     data = (
         (train.images, train.masks.astype(np.int32)),
         (val.images, val.masks.astype(np.int32)),
@@ -177,7 +189,7 @@ def markdown(result: dict, machine: str) -> str:
     thresholds = [str(t) for t in result["thresholds"]]
     lines = [
         f"{r['n_train']} train / {r['n_val']} validation {r['image_size']}×{r['image_size']} "
-        f"scenes, batch {r['batch_size']}, Adam {r['learning_rate']:g}, filters "
+        "scenes (lessons 05–06's comparison data in FAST mode, trained past their 4 epochs), batch {r['batch_size']}, Adam {r['learning_rate']:g}, filters "
         f"{tuple(r['filters'])}, same seed; budget {r['budget_cpu_seconds']:.0f} CPU-seconds of "
         f"training per method. Time to a threshold: wall seconds / CPU seconds of training on "
         f"{machine} (first epoch's tracing included, evaluation excluded); ×: multiple of the "

@@ -94,3 +94,15 @@ def test_update_readme_needs_the_markers(tmp_path):
     with pytest.raises(ValueError, match="benchmarks:start"):
         report.update_readme(readme, "table")
     assert readme.read_text() == "# no markers\n"
+
+
+def test_quality_full_recipe_is_the_lessons_comparison():
+    from benchmarks import bench_quality
+    from dlcourse import experiments
+
+    recipe = bench_quality._recipe(quick=False)
+    lesson = experiments.comparison_budget(True)
+    for key in ("image_size", "n_train", "n_val", "batch_size", "learning_rate", "filters"):
+        assert recipe[key] == lesson[key], key
+    assert recipe["budget_cpu_seconds"] > 0 and recipe["wall_guard"] > 0
+    assert "epochs" not in recipe  # the budget, not the lessons' epochs, ends a method's run
