@@ -155,7 +155,7 @@ _GRADING_RATIOS = {
 def _grading_table(result: dict, label: str, what: str) -> str:
     lines = [
         f"{what}: {result.get('lesson')}, {result.get('submissions')} submissions, cells: "
-        f"{result.get('cells')}, median of {result.get('repeats')} (configurations interleaved).",
+        f"{result.get('cells')}, best of {result.get('repeats')} (configurations interleaved).",
         "",
         f"| configuration | seconds per submission ({label}) | CPU seconds per submission |",
         "| --- | ---: | ---: |",

@@ -97,7 +97,7 @@ def _grading(quick: bool, out: Path) -> dict:
         quick,
         lesson=str(fixture),
         submissions=2,
-        repeats=1 if quick else 2,
+        repeats=1 if quick else 3,
         cells="all",
         configs=("nbgrader", "sandbox"),
     )
