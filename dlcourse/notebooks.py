@@ -73,7 +73,13 @@ def problems(nb) -> list[str]:
 
 
 def refresh(path: str | Path, *, timeout: int = 600):
-    """Execute a notebook in FAST mode and store the outputs of its kept cells only."""
+    """Execute a notebook in FAST mode and store the outputs of its kept cells only.
+
+    The kernel's own stderr (TensorFlow's C-level log lines) goes to a temporary log, as with
+    ``dlcourse run``; when the execution fails, the log's last lines are printed with the error.
+    """
+    import tempfile
+
     import nbformat
     from nbclient import NotebookClient
 
@@ -87,7 +93,18 @@ def refresh(path: str | Path, *, timeout: int = 600):
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
     )
-    client.execute(env=env)
+    with tempfile.TemporaryFile() as log:
+        try:
+            # keyword arguments reach jupyter_client's launch_kernel (the kernel's Popen)
+            client.execute(env=env, stderr=log)
+        except Exception:
+            log.seek(0)
+            tail = log.read().decode(errors="replace").splitlines()[-20:]
+            if tail:
+                print(
+                    f"{path.name}: the kernel's last log lines:", *tail, sep="\n", file=sys.stderr
+                )
+            raise
     for cell, ran in zip(source.cells, executed.cells, strict=True):
         if is_kept(cell):
             cell.outputs = ran.outputs

@@ -1,6 +1,7 @@
 """The notebook-cleaning tool: strip everything but kept outputs, and say what is not clean."""
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from dlcourse import notebooks
@@ -42,3 +43,40 @@ def test_cli_strips_files_and_reports(tmp_path, capsys):
     assert notebooks.main(["strip", str(path)]) == 0
     assert notebooks.main(["check", str(path)]) == 0
     assert nbformat.read(path, as_version=4).cells[2].outputs == []
+
+
+def _kernel_notebook(path, cells):
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, path)
+    return path
+
+
+def test_refresh_stores_kept_outputs_and_keeps_kernel_stderr_off_the_terminal(tmp_path, capfd):
+    kept = new_code_cell(
+        f"{notebooks.CHECK_MARK}\nprint(6 * 7)", metadata={"tags": ["keep_output"]}
+    )
+    noisy = new_code_cell("import os\nos.write(2, b'C-LEVEL LOG LINE\\n')\nprint('not kept')")
+    path = _kernel_notebook(tmp_path / "lesson.ipynb", [kept, noisy])
+    notebooks.refresh(path, timeout=60)
+    nb = nbformat.read(path, as_version=4)
+    assert [o.get("text") for o in nb.cells[0].outputs] == ["42\n"]
+    assert nb.cells[0].execution_count == 1
+    assert nb.cells[1].outputs == [] and nb.cells[1].execution_count is None
+    assert "C-LEVEL LOG LINE" not in capfd.readouterr().err
+
+
+def test_refresh_failure_shows_the_kernel_log_and_leaves_the_file(tmp_path, capfd):
+    import nbclient
+
+    cells = [new_code_cell("import os\nos.write(2, b'WHY IT BROKE\\n')\nraise ValueError('boom')")]
+    path = _kernel_notebook(tmp_path / "broken.ipynb", cells)
+    before = path.read_text()
+    with pytest.raises(nbclient.exceptions.CellExecutionError, match="boom"):
+        notebooks.refresh(path, timeout=60)
+    assert "WHY IT BROKE" in capfd.readouterr().err
+    assert path.read_text() == before  # nothing written on failure
