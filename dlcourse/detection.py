@@ -27,6 +27,7 @@ from dlcourse.boxes import box_iou, validate_boxes
 __all__ = [
     "average_precision",
     "match_detections",
+    "match_indices",
     "mean_average_precision",
     "non_max_suppression",
 ]
@@ -141,21 +142,34 @@ def match_detections(
     >>> match_detections([[0, 0, 10, 9], [0, 0, 10, 10], [30, 30, 4, 4]], [0.6, 0.9, 0.8], truth)
     array([False,  True, False])
     """
+    return match_indices(pred_boxes, pred_scores, true_boxes, iou_threshold, format) >= 0
+
+
+def match_indices(
+    pred_boxes, pred_scores, true_boxes, iou_threshold: float = 0.5, format: str = "xywh"
+) -> np.ndarray:
+    """:func:`match_detections` with the matched true box of each detection: its index, or -1.
+
+    Example:
+    >>> match_indices([[0, 0, 10, 9], [0, 0, 10, 10], [30, 30, 4, 4]], [0.6, 0.9, 0.8],
+    ...               [[30, 30, 4, 4], [0, 0, 10, 10]])
+    array([-1,  1,  0])
+    """
     pred = _box_array(pred_boxes, format, "pred_boxes")
     true = _box_array(true_boxes, format, "true_boxes")
     scores = _scores(pred_scores, len(pred), "pred_scores")
     iou_threshold = _threshold(iou_threshold, "iou_threshold")
-    hit = np.zeros(len(pred), dtype=bool)
+    matched = np.full(len(pred), -1, dtype=np.int64)
     if len(pred) == 0 or len(true) == 0:
-        return hit
+        return matched
     iou = box_iou(pred, true, format, pairwise=True)
     free = np.ones(len(true), dtype=bool)
     for i in _by_score(scores):
         candidates = np.where(free, iou[i], -1.0)
         j = int(np.argmax(candidates))
         if candidates[j] >= iou_threshold:
-            hit[i], free[j] = True, False
-    return hit
+            matched[i], free[j] = j, False
+    return matched
 
 
 def average_precision(scores, true_positive, num_truth: int) -> float:

@@ -8,6 +8,7 @@ from dlcourse import data
 from dlcourse.detection import (
     average_precision,
     match_detections,
+    match_indices,
     mean_average_precision,
     non_max_suppression,
 )
@@ -177,3 +178,18 @@ def test_map_bad_input():
     with pytest.raises(ValueError, match="as many boxes as classes"):
         mean_average_precision(found, [{"boxes": [[0, 0, 1, 1]], "classes": [0, 1]}], 2)
     assert np.isnan(mean_average_precision(found, [{"boxes": [], "classes": []}], 1)["map"])
+
+
+def test_match_indices_agrees_with_match_detections_and_names_the_object():
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        truth = np.concatenate([rng.uniform(0, 40, (5, 2)), rng.uniform(4, 12, (5, 2))], axis=1)
+        pred = truth[rng.integers(0, 5, 8)] + rng.normal(0, 1.5, (8, 4)) * [1, 1, 0.3, 0.3]
+        pred[:, 2:] = np.abs(pred[:, 2:]) + 1
+        scores = rng.permutation(8) / 8
+        idx = match_indices(pred, scores, truth)
+        np.testing.assert_array_equal(idx >= 0, match_detections(pred, scores, truth))
+        matched = idx[idx >= 0]
+        assert len(set(matched.tolist())) == len(matched)  # an object is matched once at most
+        iou = box_utils.box_iou(pred[idx >= 0], truth[matched])
+        assert np.all(iou >= 0.5)

@@ -1,0 +1,126 @@
+"""dlcourse.mask_head: crops, training pairs, the head, pasting back, mask IoU."""
+
+import numpy as np
+import pytest
+
+from dlcourse import mask_head
+from dlcourse.data import make_scenes
+
+
+def test_crop_at_the_box_size_is_the_box_itself():
+    rng = np.random.default_rng(0)
+    images = rng.random((3, 20, 24, 3)).astype(np.float32)
+    boxes = [[2, 3, 8, 8], [10, 0, 8, 8], [16, 12, 8, 8]]
+    crops = mask_head.crop_boxes(images, boxes, [0, 2, 1], size=8)
+    for crop, (x, y, w, h), i in zip(crops, boxes, [0, 2, 1], strict=True):
+        np.testing.assert_allclose(crop, images[i, y : y + h, x : x + w], atol=1e-5)
+
+
+def test_crop_half_size_averages_pixel_pairs():
+    image = np.arange(36, dtype=np.float32).reshape(1, 6, 6, 1)
+    crop = mask_head.crop_boxes(image, [[0, 0, 4, 4]], [0], size=2)[0, ..., 0]
+    expected = [[image[0, :2, :2].mean(), image[0, :2, 2:4].mean()],
+                [image[0, 2:4, :2].mean(), image[0, 2:4, 2:4].mean()]]  # fmt: skip
+    np.testing.assert_allclose(crop, expected, atol=1e-5)
+
+
+def test_crop_outside_the_image_reads_zero_and_bad_input_is_refused():
+    image = np.ones((1, 8, 8, 1), np.float32)
+    crop = mask_head.crop_boxes(image, [[-4, 0, 8, 8]], [0], size=8)[0, ..., 0]
+    assert np.all(crop[:, :4] == 0) and np.all(crop[:, 4:] == 1)
+    with pytest.raises(ValueError, match="image_index"):
+        mask_head.crop_boxes(image, [[0, 0, 4, 4]], [1])
+    with pytest.raises(ValueError, match="positive width"):
+        mask_head.crop_boxes(image, [[0, 0, 0, 4]], [0])
+    with pytest.raises(ValueError, match="method"):
+        mask_head.crop_boxes(image, [[0, 0, 4, 4]], [0], method="area")
+    assert mask_head.crop_boxes(image, np.zeros((0, 4)), [], size=4).shape == (0, 4, 4, 1)
+
+
+def test_paste_inverts_crop_at_the_box_size():
+    rng = np.random.default_rng(1)
+    masks = rng.random((2, 16, 16)) < 0.5
+    boxes = np.array([[3, 2, 8, 8], [6, 5, 10, 10]], dtype=float)
+    crops = mask_head.crop_boxes(masks.astype(np.float32), boxes, [0, 1], size=8)[..., 0]
+    pasted = mask_head.paste_masks(crops, boxes[:, :], (16, 16))
+    x, y = 3, 2
+    np.testing.assert_array_equal(pasted[0][y : y + 8, x : x + 8], masks[0][y : y + 8, x : x + 8])
+    assert not pasted[0][:y].any() and not pasted[0][:, :x].any()  # nothing outside the box
+    assert pasted.shape == (2, 16, 16)
+
+
+def test_paste_accepts_softmax_outputs_and_checks_shapes():
+    probs = np.zeros((1, 4, 4, 2))
+    probs[..., 1] = 1.0
+    pasted = mask_head.paste_masks(probs, [[1, 1, 2, 2]], 5)
+    assert pasted.sum() == 4 and pasted[0, 1:3, 1:3].all()
+    with pytest.raises(ValueError, match="mask_probs"):
+        mask_head.paste_masks(np.zeros((2, 4, 4)), [[1, 1, 2, 2]], 5)
+
+
+def test_box_masks_fill_the_pixels_of_the_box():
+    filled = mask_head.box_masks([[1, 2, 3, 2]], (6, 6))[0]
+    expected = np.zeros((6, 6), bool)
+    expected[2:4, 1:4] = True
+    np.testing.assert_array_equal(filled, expected)
+
+
+def test_mask_iou():
+    a = np.zeros((2, 4, 4), bool)
+    b = a.copy()
+    a[0, :2] = True
+    b[0, :1] = True
+    np.testing.assert_allclose(mask_head.mask_iou(a, b), [0.5, 1.0])
+    with pytest.raises(ValueError, match="same shape"):
+        mask_head.mask_iou(a, b[0])
+
+
+def test_jitter_boxes():
+    rng = np.random.default_rng(2)
+    boxes = np.array([[10.0, 10.0, 20.0, 10.0]] * 200)
+    np.testing.assert_allclose(mask_head.jitter_boxes(boxes, rng, 0.0), boxes)
+    moved = mask_head.jitter_boxes(boxes, rng, 0.1)
+    centres = moved[:, :2] + moved[:, 2:] / 2
+    assert np.all(np.abs(centres - [20.0, 15.0]) <= [2.0 + 1e-9, 1.0 + 1e-9])
+    assert np.all(
+        (moved[:, 2] > 20 * np.exp(-0.1) - 1e-9) & (moved[:, 2] < 20 * np.exp(0.1) + 1e-9)
+    )
+    assert moved[:, 0].std() > 0.5
+
+
+def test_mask_head_data_targets_are_the_objects_own_pixels():
+    scenes = make_scenes(20, image_size=48, objects=(1, 3), seed=3)
+    crops, targets, labels = mask_head.mask_head_data(scenes, size=16, jitter=0.0)
+    n = sum(s.num_objects for s in scenes)
+    assert crops.shape == (n, 16, 16, 3) and targets.shape == (n, 16, 16) and labels.shape == (n,)
+    assert set(np.unique(targets)) <= {0, 1}
+    # pasted back into the exact boxes, the targets are close to the instance masks
+    boxes = np.concatenate([s.boxes for s in scenes])
+    masks = np.concatenate([s.instance_masks for s in scenes])
+    pasted = mask_head.paste_masks(targets.astype(float), boxes, (48, 48))
+    assert np.mean(mask_head.mask_iou(pasted, masks)) > 0.85
+    # where a box also covers another object, the target leaves that object's pixels out
+    other = np.stack([s.mask > 0 for s in scenes for _ in range(s.num_objects)]) & ~masks
+    in_box = mask_head.box_masks(boxes, (48, 48))
+    crowded = (other & in_box).sum((1, 2)) >= 10
+    assert crowded.sum() >= 3  # the scenes have such boxes
+    taken = (pasted & other).sum((1, 2))[crowded] / (other & in_box).sum((1, 2))[crowded]
+    assert np.all(taken < 0.35) and taken.mean() < 0.1, (
+        taken
+    )  # a filled box: 1 (resampling blurs edges)
+    jittered = mask_head.mask_head_data(scenes, size=16, jitter=0.15, seed=1)[1]
+    assert not np.array_equal(jittered, targets)
+
+
+def test_mask_head_data_needs_objects():
+    scenes = make_scenes(2, image_size=32, objects=0, seed=0)
+    with pytest.raises(ValueError, match="at least one object"):
+        mask_head.mask_head_data(scenes)
+
+
+def test_build_mask_head():
+    model = mask_head.build_mask_head(16)
+    assert model.output_shape == (None, 16, 16, 2)
+    assert any(layer.name.startswith("skip") for layer in model.layers)
+    with pytest.raises(ValueError, match="divisible"):
+        mask_head.build_mask_head(10)
