@@ -15,7 +15,9 @@ times out is reported with its error and the others still run. The report (``rep
 what it measured. ``--readme README.md`` rewrites the README's block between
 ``<!-- benchmarks:start -->`` and ``<!-- benchmarks:end -->``.
 
-Full run: 15.5 minutes on a 2-core Intel Xeon with 8 lessons (2026-12-01; course 448 s, quality
+Full run: 16.5 minutes on a 2-core Intel Xeon with 9 lessons (2026-12-01 12:13, a slow phase of the
+host: peak matmul 251 GFLOP/s; course 629 s, quality 150 s); 13.4 minutes with 8 lessons an hour
+earlier (304 GFLOP/s; course 459 s). Earlier: 15.5 minutes with 8 lessons (course 448 s, quality
 260 s); 19 minutes with 7 lessons on the same machine an hour earlier under more host load; 13
 minutes on a 2-core AMD EPYC with 6 lessons (2026-11-22). The course section grows by each new
 lesson's FAST time. ``--quick``: tiny sizes, a smoke run of the

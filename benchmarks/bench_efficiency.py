@@ -37,7 +37,7 @@ import numpy as np
 CONVENTION = "training FLOPs = 3 x 2 x multiply-adds x batch (forward 1x, backward 2x)"
 SIZES = {
     # matmul n; conv batch, side, channels; models' batch and image side; timing rounds
-    "full": {"matmul": 2048, "conv": (16, 64, 128), "batch": 32, "image_size": 64, "repeats": 8},
+    "full": {"matmul": 2048, "conv": (16, 64, 128), "batch": 32, "image_size": 64, "repeats": 6},
     "quick": {"matmul": 512, "conv": (4, 32, 64), "batch": 8, "image_size": 32, "repeats": 3},
 }
 

@@ -33,7 +33,7 @@ import time
 import numpy as np
 
 SIZES = {
-    "full": {"image_size": 64, "n": 1024, "batch_size": 32, "repeats": 4},
+    "full": {"image_size": 64, "n": 512, "batch_size": 32, "repeats": 4},
     "quick": {"image_size": 32, "n": 128, "batch_size": 16, "repeats": 2},
 }
 WAYS = ("memory", "make_dataset", "arrays")
