@@ -15,11 +15,11 @@ times out is reported with its error and the others still run. The report (``rep
 what it measured. ``--readme README.md`` rewrites the README's block between
 ``<!-- benchmarks:start -->`` and ``<!-- benchmarks:end -->``.
 
-Full run: 16.5 minutes on a 2-core Intel Xeon with 9 lessons (2026-12-01 12:13, a slow phase of the
-host: peak matmul 251 GFLOP/s; course 629 s, quality 150 s); 13.4 minutes with 8 lessons an hour
-earlier (304 GFLOP/s; course 459 s). Earlier: 15.5 minutes with 8 lessons (course 448 s, quality
-260 s); 19 minutes with 7 lessons on the same machine an hour earlier under more host load; 13
-minutes on a 2-core AMD EPYC with 6 lessons (2026-11-22). The course section grows by each new
+Full run: 15.3 minutes on a 2-core Intel Xeon with 9 lessons (2026-12-01 12:45, peak matmul 283
+GFLOP/s; course 578 s, quality 136 s, grading 76 s, efficiency 49 s, data 39 s, layers 36 s); 16.5
+minutes at 12:13 in a slower phase of the host (251 GFLOP/s; course 629 s); 13.4 minutes with 8
+lessons at 11:04 (304 GFLOP/s; course 459 s). 13 minutes on a 2-core AMD EPYC with 6 lessons
+(2026-11-22). The course section grows by each new
 lesson's FAST time. ``--quick``: tiny sizes, a smoke run of the
 machinery (its figures mean nothing; 2–3 minutes on a quiet machine, most of it the first lesson).
 ``--render`` rewrites ``report.md`` (and ``--readme``) from ``report.json`` without measuring.
