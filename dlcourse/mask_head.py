@@ -178,9 +178,15 @@ def paste_masks(mask_probs, boxes, image_size, threshold: float = 0.5) -> np.nda
     if probs.ndim == 4:
         probs = probs[..., 1]
     boxes = _boxes(boxes)
-    if probs.ndim != 3 or probs.shape[0] != len(boxes) or probs.shape[1] != probs.shape[2]:
+    if (
+        probs.ndim != 3
+        or probs.shape[0] != len(boxes)
+        or probs.shape[1] != probs.shape[2]
+        or probs.shape[1] < 2
+    ):
         raise ValueError(
-            f"Expected mask_probs of shape (K, S, S) with K = {len(boxes)} boxes. Received: {probs.shape}"
+            f"Expected mask_probs of shape (K, S, S), S >= 2, with K = {len(boxes)} boxes. "
+            f"Received: {probs.shape}"
         )
     height, width = (image_size, image_size) if np.isscalar(image_size) else image_size
     size = probs.shape[1]

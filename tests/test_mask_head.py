@@ -56,6 +56,8 @@ def test_paste_accepts_softmax_outputs_and_checks_shapes():
     assert pasted.sum() == 4 and pasted[0, 1:3, 1:3].all()
     with pytest.raises(ValueError, match="mask_probs"):
         mask_head.paste_masks(np.zeros((2, 4, 4)), [[1, 1, 2, 2]], 5)
+    with pytest.raises(ValueError, match="S >= 2"):
+        mask_head.paste_masks(np.zeros((1, 1, 1)), [[1, 1, 2, 2]], 5)
 
 
 def test_box_masks_fill_the_pixels_of_the_box():
