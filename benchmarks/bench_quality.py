@@ -189,7 +189,8 @@ def markdown(result: dict, machine: str) -> str:
     thresholds = [str(t) for t in result["thresholds"]]
     lines = [
         f"{r['n_train']} train / {r['n_val']} validation {r['image_size']}×{r['image_size']} "
-        "scenes (lessons 05–06's comparison data in FAST mode, trained past their 4 epochs), batch {r['batch_size']}, Adam {r['learning_rate']:g}, filters "
+        "scenes (lessons 05–06's comparison data in FAST mode, trained past their 4 epochs), "
+        f"batch {r['batch_size']}, Adam {r['learning_rate']:g}, filters "
         f"{tuple(r['filters'])}, same seed; budget {r['budget_cpu_seconds']:.0f} CPU-seconds of "
         f"training per method. Time to a threshold: wall seconds / CPU seconds of training on "
         f"{machine} (first epoch's tracing included, evaluation excluded); ×: multiple of the "

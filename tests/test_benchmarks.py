@@ -106,3 +106,20 @@ def test_quality_full_recipe_is_the_lessons_comparison():
         assert recipe[key] == lesson[key], key
     assert recipe["budget_cpu_seconds"] > 0 and recipe["wall_guard"] > 0
     assert "epochs" not in recipe  # the budget, not the lessons' epochs, ends a method's run
+
+
+def test_quality_markdown_fills_in_the_recipe():
+    from benchmarks import bench_quality
+
+    recipe = {**bench_quality._recipe(quick=False), "filters": [16, 32, 64]}
+    row = {
+        "params": 10, "epochs": 2, "first_epoch_seconds": 1.0, "seconds_per_epoch": 0.5,
+        "cores_busy": 1.5, "best_mean_iou": 0.7, "stopped_by": "budget",
+        "reached": {"0.6": {"seconds": 1.0, "cpu_seconds": 2.0, "epoch": 1}, "0.8": None},
+        "vs_fastest": {"0.6": 1.0, "0.8": None},
+    }  # fmt: skip
+    text = bench_quality.markdown(
+        {"recipe": recipe, "thresholds": [0.6, 0.8], "methods": {"nearest": row}}, "here"
+    )
+    assert f"batch {recipe['batch_size']}, Adam 0.003" in text
+    assert "{r[" not in text and "not reached" in text
