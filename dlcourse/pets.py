@@ -30,6 +30,8 @@ import socket
 import numpy as np
 
 from dlcourse.data.background import add_noise, paint_background
+from dlcourse.data.shapes import _inside_polygon
+from dlcourse.metrics import _dilate  # square dilation, as boundary F1's tolerance
 
 NAME = "oxford_iiit_pet"
 VERSION = "4.*.*"
@@ -99,36 +101,12 @@ def _ellipse(u, v, cx, cy, a, b, angle):
     return ((c * du + s * dv) / a) ** 2 + ((-s * du + c * dv) / b) ** 2 <= 1.0
 
 
-def _triangle(u, v, points):
-    (x0, y0), (x1, y1), (x2, y2) = points
-
-    def side(xa, ya, xb, yb):
-        return (xb - xa) * (v - ya) - (yb - ya) * (u - xa)
-
-    d0, d1, d2 = side(x0, y0, x1, y1), side(x1, y1, x2, y2), side(x2, y2, x0, y0)
-    return ((d0 >= 0) & (d1 >= 0) & (d2 >= 0)) | ((d0 <= 0) & (d1 <= 0) & (d2 <= 0))
-
-
-def _dilate(mask: np.ndarray) -> np.ndarray:
-    """3×3 dilation; outside the image counts as False."""
-    height, width = mask.shape
-    padded = np.pad(mask, 1)
-    out = mask.copy()
-    for dy in (0, 1, 2):
-        for dx in (0, 1, 2):
-            out |= padded[dy : dy + height, dx : dx + width]
-    return out
-
-
 def _band(mask: np.ndarray, width: int) -> np.ndarray:
     """Pixels within `width` (chessboard distance) of the mask's outline, on both sides.
 
     The image frame is no outline: a pet cut by the frame gets no band along it.
     """
-    grown, shrunk_complement = mask, ~mask
-    for _ in range(width):
-        grown, shrunk_complement = _dilate(grown), _dilate(shrunk_complement)
-    return grown & shrunk_complement
+    return _dilate(mask, width) & _dilate(~mask, width)
 
 
 def mock_example(index: int, seed: int = 0, size_range=MOCK_SIZE_RANGE) -> dict:
@@ -182,7 +160,9 @@ def mock_example(index: int, seed: int = 0, size_range=MOCK_SIZE_RANGE) -> dict:
         if species == 0:  # pointed
             base_l, base_r = hx + sign * r * 0.25, hx + sign * r * 0.95
             tip = (hx + sign * r * 0.7, hy - r * rng.uniform(1.3, 1.6))
-            ears |= _triangle(u, v, ((base_l, hy - r * 0.4), (base_r, hy - r * 0.1), tip))
+            ears |= _inside_polygon(
+                u, v, np.array([(base_l, hy - r * 0.4), (base_r, hy - r * 0.1), tip])
+            )
         else:  # drooping
             ears |= _ellipse(u, v, hx + sign * r * 0.9, hy + r * 0.2, r * 0.3, r * 0.65, sign * 0.3)
     limbs = np.zeros_like(head)
