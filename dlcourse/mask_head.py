@@ -22,20 +22,25 @@ from __future__ import annotations
 
 import numpy as np
 
+from dlcourse.boxes import validate_boxes
+
 MASK_SIZE = 16
 
 
 def _boxes(boxes, name: str = "boxes") -> np.ndarray:
+    """Pixel ``xywh`` boxes as float64 ``(K, 4)``, checked by ``boxes.validate_boxes``, and with a
+    positive width and height (a crop divides by them)."""
     boxes = np.asarray(boxes, dtype=np.float64)
     if boxes.size == 0:
         return boxes.reshape(0, 4)
-    if boxes.ndim != 2 or boxes.shape[1] != 4 or not np.all(np.isfinite(boxes)):
-        raise ValueError(
-            f"Expected {name} of shape (K, 4), finite pixel xywh. Received: {boxes.shape}"
-        )
+    if boxes.ndim != 2:
+        raise ValueError(f"Expected {name} of shape (K, 4). Received: shape {boxes.shape}")
+    validate_boxes(boxes, "xywh", name)  # shape, finite, no negative size; names the index
     if np.any(boxes[:, 2:] <= 0):
+        first = int(np.argmax(boxes[:, 2:].min(axis=1) <= 0))
         raise ValueError(
-            f"Expected {name} with positive width and height. Received: {boxes[boxes[:, 2:].min(1) <= 0][:3].tolist()}"
+            f"Expected {name} with positive width and height. Received: {name}[{first}] = "
+            f"{boxes[first].tolist()}"
         )
     return boxes
 

@@ -126,3 +126,11 @@ def test_build_mask_head():
     assert any(layer.name.startswith("skip") for layer in model.layers)
     with pytest.raises(ValueError, match="divisible"):
         mask_head.build_mask_head(10)
+
+
+def test_boxes_are_checked_with_the_packages_validator():
+    image = np.ones((1, 8, 8, 1), np.float32)
+    with pytest.raises(ValueError, match=r"boxes\[1\] has a NaN"):
+        mask_head.crop_boxes(image, [[0, 0, 4, 4], [0, np.nan, 4, 4]], [0, 0])
+    with pytest.raises(ValueError, match=r"shape \(K, 4\)"):
+        mask_head.crop_boxes(image, [[[0, 0, 4, 4]]], [0])
