@@ -20,7 +20,9 @@ under a key made of everything it depends on — the method, the recipe, a finge
 train and validation arrays, the package's model/layer/metric source code and the library
 versions — and returns the stored row (``"cached": True``) when the same key comes again. Lesson
 05 trains the fixed unpoolings; lesson 06 reuses those rows for its final table when 05 ran before
-on the same machine, and recomputes them (identically) otherwise.
+on the same machine, and recomputes them (identically) otherwise. The trained model is stored
+next to its row (``.keras``: weights and optimizer state); :func:`cached_training` reads both
+back, so a benchmark can continue the lessons' training where it stopped.
 """
 
 from __future__ import annotations
@@ -133,17 +135,37 @@ def build_segmenter(
 
 
 class _StepTimer(keras.callbacks.Callback):
-    """Wall seconds of every training batch (the step runs synchronously on the host's call)."""
+    """Wall seconds of every training batch (the step runs synchronously on the host's call), and
+    the wall and processor seconds (all threads) of each epoch's training, its validation left out.
+    """
 
     def __init__(self):
         super().__init__()
         self.seconds = []
+        self.epoch_seconds, self.epoch_cpu_seconds = [], []
+        self._epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = (time.perf_counter(), time.process_time())
 
     def on_train_batch_begin(self, batch, logs=None):
         self._start = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
         self.seconds.append(time.perf_counter() - self._start)
+
+    def _end_of_training_part(self):
+        if self._epoch is not None:  # the validation of an epoch, or the epoch's end
+            wall, cpu = self._epoch
+            self.epoch_seconds.append(time.perf_counter() - wall)
+            self.epoch_cpu_seconds.append(time.process_time() - cpu)
+            self._epoch = None
+
+    def on_test_begin(self, logs=None):
+        self._end_of_training_part()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._end_of_training_part()
 
 
 def _arrays(data, what):
@@ -200,7 +222,9 @@ def train_segmenter(
         A dict: ``mean_iou``, ``boundary_f1``, ``pixel_accuracy`` (on ``val``, after the last
         epoch), ``params`` (all weights), ``step_seconds`` (median wall seconds of one training
         step, the first two steps — tracing — left out), ``seconds`` (the whole ``fit``),
-        ``history`` (``{"loss": [...], "val_mean_iou": [...]}``, one value per epoch) and
+        ``history`` (one value per epoch: ``loss``, ``val_mean_iou``, and ``epoch_seconds`` /
+        ``epoch_cpu_seconds``, the wall and processor seconds of its training, validation left
+        out) and
         ``prediction`` (the ``val`` masks predicted, uint8 ``(N, H, W)``).
     """
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
@@ -240,6 +264,8 @@ def train_segmenter(
         "history": {
             "loss": [float(v) for v in history.history["loss"]],
             "val_mean_iou": [float(v) for v in history.history["val_mean_iou"]],
+            "epoch_seconds": [round(v, 4) for v in timer.epoch_seconds],
+            "epoch_cpu_seconds": [round(v, 4) for v in timer.epoch_cpu_seconds],
         },
         "prediction": predicted,
     }
@@ -318,6 +344,70 @@ def _store_row(cache_dir: Path, method: str, key: str, row: dict) -> None:
         os.replace(tmp, stem.with_suffix(suffix))
 
 
+def _store_model(cache_dir: Path, method: str, key: str, model) -> None:
+    """The trained, compiled model (weights and optimizer state) next to its row."""
+    stem = cache_dir / f"{method}-{key}"
+    tmp = cache_dir / f"{stem.name}.{os.getpid()}.tmp.keras"  # Keras wants the .keras suffix
+    model.save(tmp)
+    os.replace(tmp, stem.with_suffix(".keras"))
+
+
+def _recipe(train, val, epochs, num_classes, batch_size, learning_rate, seed, filters, tolerance):
+    """``(x, y, xv, yv, recipe)``: the arrays and the recipe dict a row's key is made of."""
+    x, y = _arrays(train, "train")
+    xv, yv = _arrays(val, "val")
+    if num_classes is None:
+        num_classes = int(max(y.max(), yv.max())) + 1
+    recipe = {
+        "epochs": epochs,
+        "num_classes": num_classes,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "seed": seed,
+        "filters": list(filters),
+        "tolerance": tolerance,
+    }
+    return x, y, xv, yv, recipe
+
+
+def cached_training(
+    method,
+    train,
+    val,
+    *,
+    epochs: int,
+    cache_dir,
+    num_classes: int | None = None,
+    batch_size: int = 16,
+    learning_rate: float = 3e-3,
+    seed: int = SEED,
+    filters=(16, 32, 64),
+    tolerance: int = 1,
+):
+    """``(row, model)`` that :func:`compare_upsampling` stored in ``cache_dir`` for the same
+    arguments, or ``None`` when there is none (or it cannot be read).
+
+    ``model`` is the trained model as it was saved after its last epoch, compiled, with its
+    optimizer's state, so training can go on where the row stopped: ``model.fit(...,
+    initial_epoch=len(row["history"]["loss"]))``. ``benchmarks/bench_quality`` continues
+    lessons 05–06's training this way instead of repeating it.
+    """
+    x, y, xv, yv, recipe = _recipe(
+        train, val, epochs, num_classes, batch_size, learning_rate, seed, filters, tolerance
+    )
+    cache_dir = Path(cache_dir)
+    key = _row_key(method, recipe, (x, y, xv, yv))
+    row = _load_row(cache_dir, method, key)
+    path = cache_dir / f"{method}-{key}.keras"
+    if row is None or not path.is_file():
+        return None
+    try:
+        model = keras.models.load_model(path)
+    except Exception:  # a damaged or foreign file is a miss, as for rows
+        return None
+    return row, model
+
+
 def compare_upsampling(
     methods,
     train,
@@ -358,19 +448,10 @@ def compare_upsampling(
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise ValueError(f"Expected methods from {METHODS}. Received: methods={methods!r}")
-    x, y = _arrays(train, "train")
-    xv, yv = _arrays(val, "val")
-    if num_classes is None:
-        num_classes = int(max(y.max(), yv.max())) + 1
-    recipe = {
-        "epochs": epochs,
-        "num_classes": num_classes,
-        "batch_size": batch_size,
-        "learning_rate": learning_rate,
-        "seed": seed,
-        "filters": list(filters),
-        "tolerance": tolerance,
-    }
+    x, y, xv, yv, recipe = _recipe(
+        train, val, epochs, num_classes, batch_size, learning_rate, seed, filters, tolerance
+    )
+    num_classes = recipe["num_classes"]
     cache_dir = None if cache_dir is None else Path(cache_dir)
     rows = []
     for method in methods:
@@ -398,6 +479,7 @@ def compare_upsampling(
         )
         if key is not None:
             _store_row(cache_dir, method, key, row)
+            _store_model(cache_dir, method, key, model)
         if keep_models:
             row["model"] = model
         rows.append(row)

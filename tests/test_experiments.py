@@ -59,6 +59,10 @@ def test_train_segmenter_measures(tiny):
     assert row["params"] == model.count_params()
     assert 0 < row["step_seconds"] < row["seconds"]
     assert len(row["history"]["loss"]) == len(row["history"]["val_mean_iou"]) == 2
+    # training time per epoch, validation left out: within the whole fit, positive
+    epoch_seconds, epoch_cpu = row["history"]["epoch_seconds"], row["history"]["epoch_cpu_seconds"]
+    assert len(epoch_seconds) == len(epoch_cpu) == 2 and min(epoch_seconds) > 0
+    assert sum(epoch_seconds) < row["seconds"] and min(epoch_cpu) > 0
     assert row["prediction"].shape == val.masks.shape and row["prediction"].dtype == np.uint8
 
 
@@ -170,3 +174,36 @@ def test_comparison_budget_and_data():
     assert train.images.shape == (4, 16, 16, 3) and val.images.shape == (3, 16, 16, 3)
     np.testing.assert_array_equal(train.images, again.images)
     assert not np.array_equal(train.images[:3], val.images)
+
+
+# the layers with state of their own (switches, a resize) and the plain convolutions; lessons 05–06
+# store every method's model through compare_upsampling under nbval
+@pytest.mark.parametrize("method", ["max_unpool", "resize_conv", "naive_fcn"])
+def test_cached_training_continues_where_the_row_stopped(tiny, tmp_path, method):
+    import keras
+
+    from dlcourse.experiments import cached_training
+
+    train, val = tiny
+    kwargs = {"epochs": 2, "batch_size": 4, "filters": (4, 8), "cache_dir": tmp_path}
+    assert cached_training(method, train, val, **kwargs) is None  # nothing stored yet
+    (row,) = compare_upsampling([method], train, val, keep_models=True, **kwargs)
+    found = cached_training(method, train, val, **kwargs)
+    assert found is not None
+    cached_row, model = found
+    assert cached_row["cached"] and cached_row["history"] == row["history"]
+    # the same weights and optimizer state as the model the row was measured on
+    trained = row["model"]
+    for a, b in zip(model.weights, trained.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert int(model.optimizer.iterations) == int(trained.optimizer.iterations) == 2 * 3
+    pred = np.argmax(model.predict(val.images, verbose=0), axis=-1)
+    np.testing.assert_array_equal(pred, row["prediction"])
+    keras.utils.set_random_seed(0)
+    more = model.fit(train.images, train.masks, batch_size=4, epochs=3, initial_epoch=2, verbose=0)
+    assert more.epoch == [2] and int(model.optimizer.iterations) == 3 * 3
+    # another recipe is another key; a damaged model file is a miss, not an error
+    assert cached_training(method, train, val, **{**kwargs, "epochs": 3}) is None
+    for path in tmp_path.glob("*.keras"):
+        path.write_bytes(b"not a zip")
+    assert cached_training(method, train, val, **kwargs) is None
