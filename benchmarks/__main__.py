@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,7 +39,7 @@ import time
 from pathlib import Path
 
 from benchmarks import report as reporting
-from benchmarks.sections import SECTIONS
+from benchmarks.sections import SECTIONS, course_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -146,6 +147,9 @@ def main(argv=None) -> int:
         reporting.write(report, out)
         return _finish(report, out, args.readme)
     out.mkdir(parents=True, exist_ok=True)
+    # Only this run's course section may leave lessons 05-06's trained models for the quality
+    # section to continue (with --only quality, the quality section trains from scratch).
+    shutil.rmtree(course_cache(out), ignore_errors=True)
     report = {
         "command": shlex.join(["python", "-m", "benchmarks", *argv]),
         "quick": args.quick,

@@ -7,9 +7,10 @@ time until the failure; the others still run.
 
 **Cold cache.** Lessons share trained results through ``dlcourse.experiments``' cache
 (``$DLCOURSE_CACHE``, default ``~/.cache/dlcourse``): lesson 06 reuses what 05 trained, and a
-second run of 05 on the same machine trains nothing. The run here points ``DLCOURSE_CACHE`` at a
-new empty folder, so it measures what a student's first run and a fresh CI machine see (later
-lessons still reuse what earlier lessons of the same run stored, as they do for the student).
+second run of 05 on the same machine trains nothing. The run here points ``DLCOURSE_CACHE`` at an
+emptied folder, ``<out>/cache``, so it measures what a student's first run and a fresh CI machine
+see (later lessons still reuse what earlier lessons of the same run stored, as they do for the
+student). The folder is kept: the quality section continues lessons 05–06's training from it.
 
 Run ``python -m benchmarks.bench_course [--quick]`` (prints JSON; ``--quick`` runs the first
 lesson only) or call ``run()``. ``DLCOURSE_LESSONS_DIR`` points it at another folder of lessons.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -48,7 +50,9 @@ def run(quick: bool = False, out=None, lessons=None) -> dict:
         raise ValueError("Expected at least one lesson. Received: an empty lessons folder")
     saved = os.environ.get(CACHE_ENV)
     with tempfile.TemporaryDirectory(prefix="bench-course-") as tmp:
-        os.environ[CACHE_ENV] = str(Path(tmp) / "cache")  # the kernels inherit it
+        cache = Path(out or tmp) / "cache"
+        shutil.rmtree(cache, ignore_errors=True)  # cold: what a first run sees
+        os.environ[CACHE_ENV] = str(cache)  # the kernels inherit it
         try:
             report = run_lessons(chosen, Path(out or tmp), fast=True, progress=False)
         finally:

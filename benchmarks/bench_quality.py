@@ -19,6 +19,19 @@ the multiples of the fastest method are taken on CPU seconds. A wall-time guard 
 still bounds a method on a badly overloaded machine; a method it stopped says so. The epochs to a
 threshold do not depend on the machine at all (training is deterministic for a thread count).
 
+**Continuing the lessons' training.** Lessons 05–06 train every method for their 4 epochs with
+this very recipe (``experiments.train_segmenter``, which times each epoch's training and logs the
+validation mean IoU), and ``compare_upsampling`` stores each trained model with its optimizer
+state in the experiments cache. When ``python -m benchmarks`` ran the course section first,
+``run(continue_from=<its cache>)`` takes those 4 epochs as they were measured (seconds, CPU
+seconds, validation mean IoU, in the lesson's kernel) and trains on from the saved model, instead
+of repeating them: about 20 of the 28 epochs the five methods need to reach 0.8 (measured). What
+differs from one uninterrupted run: the shuffles after epoch 4 (seeded, but not the ones a longer
+lesson would have drawn) and one more tracing of the training step, in the first continued epoch
+(about 2–3 s, included). Without that cache (``--only quality``, ``--quick``, another recipe)
+every method trains from scratch, compiled and seeded as the lessons do, so its first 4 epochs
+are the lesson's. Each method says which: ``lesson_epochs`` (4 or 0).
+
 Run ``python -m benchmarks.bench_quality [--quick]`` (prints JSON) or call ``run()``.
 """
 
@@ -66,23 +79,59 @@ def _build(method, num_classes, filters):
     return build_segmenter(method, num_classes, filters=filters)
 
 
-def _train_until(method, data, recipe, seed, thresholds) -> dict:
+def _train_until(method, data, recipe, seed, thresholds, start=None) -> dict:
+    """Train one method until it reaches the highest threshold or its budget.
+
+    ``start``: ``(row, model)`` from ``experiments.cached_training`` -- a lesson's trained model
+    and its per-epoch record; those epochs count as they were measured, then training goes on.
+    """
     import keras
 
-    from dlcourse.metrics import mean_iou
+    from dlcourse.metrics import MeanIoU, mean_iou
 
     (x, y), (xv, yv) = data
     num_classes = int(max(y.max(), yv.max())) + 1
     budget, guard = recipe["budget_cpu_seconds"], recipe["wall_guard"]
-    keras.utils.set_random_seed(seed)
-    model = _build(method, num_classes, tuple(recipe["filters"]))
-    model.compile(
-        optimizer=keras.optimizers.Adam(recipe["learning_rate"]),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-    )
     reached = {t: None for t in thresholds}
     history = {"wall_seconds": [], "cpu_seconds": [], "val_mean_iou": []}
     stopped = {"by": "budget"}
+
+    def record(epoch, wall, cpu, score) -> bool:
+        """Add one epoch (cumulative seconds); True when training should stop."""
+        history["wall_seconds"].append(round(wall, 2))
+        history["cpu_seconds"].append(round(cpu, 2))
+        history["val_mean_iou"].append(round(score, 4))
+        for t in thresholds:
+            if reached[t] is None and score >= t and cpu <= budget:
+                reached[t] = {"seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
+                              "epoch": epoch + 1}  # fmt: skip
+        if reached[max(thresholds)] is not None:
+            stopped["by"] = "reached"
+        elif wall >= guard and cpu < budget:
+            stopped["by"] = "wall guard"
+        return reached[max(thresholds)] is not None or cpu >= budget or wall >= guard
+
+    done, first_epoch = False, 0
+    if start is not None:
+        row, model = start
+        h = row["history"]
+        walls, cpus = np.cumsum(h["epoch_seconds"]), np.cumsum(h["epoch_cpu_seconds"])
+        for epoch, (wall, cpu, score) in enumerate(
+            zip(walls, cpus, h["val_mean_iou"], strict=True)
+        ):
+            done = record(epoch, float(wall), float(cpu), float(score))
+            if done:
+                break
+        first_epoch = len(h["loss"])
+    else:
+        keras.utils.set_random_seed(seed)
+        model = _build(method, num_classes, tuple(recipe["filters"]))
+        # the lessons' compilation (experiments.train_segmenter), training metric included
+        model.compile(
+            optimizer=keras.optimizers.Adam(recipe["learning_rate"]),
+            loss=keras.losses.SparseCategoricalCrossentropy(),
+            metrics=[MeanIoU(num_classes)],
+        )
 
     class Evaluate(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -93,29 +142,21 @@ def _train_until(method, data, recipe, seed, thresholds) -> dict:
             cpu = (history["cpu_seconds"] or [0.0])[-1] + time.process_time() - self.cpu
             probs = self.model.predict(xv, batch_size=128, verbose=0)
             score = mean_iou(yv, np.argmax(probs, axis=-1), num_classes)
-            history["wall_seconds"].append(round(wall, 2))
-            history["cpu_seconds"].append(round(cpu, 2))
-            history["val_mean_iou"].append(round(score, 4))
-            for t in thresholds:
-                if reached[t] is None and score >= t and cpu <= budget:
-                    reached[t] = {"seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
-                                  "epoch": epoch + 1}  # fmt: skip
-            if reached[max(thresholds)] is not None:
-                stopped["by"] = "reached"
-            elif wall >= guard and cpu < budget:
-                stopped["by"] = "wall guard"
-            if reached[max(thresholds)] is not None or cpu >= budget or wall >= guard:
+            if record(epoch, wall, cpu, score):
                 self.model.stop_training = True
 
-    model.fit(
-        x,
-        y,
-        batch_size=recipe["batch_size"],
-        epochs=MAX_EPOCHS,
-        shuffle=True,
-        verbose=0,
-        callbacks=[Evaluate()],
-    )
+    if not done:
+        keras.utils.set_random_seed(seed + first_epoch)  # the continued shuffles, reproducible
+        model.fit(
+            x,
+            y,
+            batch_size=recipe["batch_size"],
+            epochs=MAX_EPOCHS,
+            initial_epoch=first_epoch,
+            shuffle=True,
+            verbose=0,
+            callbacks=[Evaluate()],
+        )
     walls = history["wall_seconds"]
     per_epoch = np.diff([0.0, *walls])
     return {
@@ -132,11 +173,16 @@ def _train_until(method, data, recipe, seed, thresholds) -> dict:
         "stopped_by": stopped["by"],
         "reached": {str(t): reached[t] for t in thresholds},
         "history": history,
+        "lesson_epochs": first_epoch,  # epochs read from lessons 05-06's training (0: none)
     }
 
 
-def run(quick: bool = False, methods=None, seed: int = 42) -> dict:
+def run(quick: bool = False, methods=None, seed: int = 42, continue_from=None) -> dict:
     """Train each method within the budget; time and epochs to each threshold.
+
+    ``continue_from``: an experiments cache (the course section's) holding lessons 05–06's
+    trained models; a method found there starts from the lesson's epochs (see the module
+    docstring). Ignored with ``quick`` (other sizes than the lessons').
 
     Returns:
         ``{"recipe", "thresholds", "methods": {method: {"params", "epochs", "train_seconds",
@@ -157,7 +203,18 @@ def run(quick: bool = False, methods=None, seed: int = 42) -> dict:
     rows = {}
     for method in methods or UPSAMPLING_METHODS:
         try:
-            rows[method] = _train_until(method, data, recipe, seed, THRESHOLDS)
+            start = None
+            if continue_from is not None and not quick:
+                from dlcourse.experiments import cached_training, comparison_budget
+
+                lesson = comparison_budget(True)
+                start = cached_training(
+                    method, data[0], data[1], cache_dir=continue_from, seed=seed,
+                    **{k: lesson[k] for k in ("epochs", "batch_size", "learning_rate", "filters")},
+                )  # fmt: skip
+                if start is not None and "epoch_cpu_seconds" not in start[0]["history"]:
+                    start = None  # a row from before epochs were timed: train from scratch
+            rows[method] = _train_until(method, data, recipe, seed, THRESHOLDS, start)
         except Exception as exc:  # one broken method does not hide the others
             rows[method] = {"error": f"{type(exc).__name__}: {exc}"}
     for t in map(str, THRESHOLDS):
@@ -184,12 +241,28 @@ def _reached(row: dict, t: str) -> str:
     )
 
 
+def _continued(result: dict) -> str:
+    """Where the first epochs came from, for the table's preamble."""
+    rows = [r for r in result["methods"].values() if "error" not in r]
+    counts = sorted({r.get("lesson_epochs", 0) for r in rows})
+    if counts == [0] or not rows:
+        return ""
+    if len(counts) == 1:
+        return (
+            f": epochs 1–{counts[0]} are the lessons' own, measured in the course section, "
+            "and training went on from their saved models"
+        )
+    return ": some methods go on from the lessons' saved models (their first epochs measured there)"
+
+
 def markdown(result: dict, machine: str) -> str:
     r = result["recipe"]
     thresholds = [str(t) for t in result["thresholds"]]
     lines = [
         f"{r['n_train']} train / {r['n_val']} validation {r['image_size']}×{r['image_size']} "
-        "scenes (lessons 05–06's comparison data in FAST mode, trained past their 4 epochs), "
+        "scenes (lessons 05–06's comparison data in FAST mode, trained past their 4 epochs"
+        + _continued(result)
+        + "), "
         f"batch {r['batch_size']}, Adam {r['learning_rate']:g}, filters "
         f"{tuple(r['filters'])}, same seed; budget {r['budget_cpu_seconds']:.0f} CPU-seconds of "
         f"training per method. Time to a threshold: wall seconds / CPU seconds of training on "

@@ -54,6 +54,11 @@ def _call(module: str, quick: bool, **kwargs) -> dict:
     return mod.run(**kwargs)
 
 
+def course_cache(out: Path) -> Path:
+    """The course section's experiments cache: lessons 05–06's trained rows and models."""
+    return out / "course-run" / "cache"
+
+
 def _course(quick: bool, out: Path) -> dict:
     return _call("bench_course", quick, out=out / "course-run")
 
@@ -63,7 +68,10 @@ def _efficiency(quick: bool, out: Path) -> dict:
 
 
 def _quality(quick: bool, out: Path) -> dict:
-    return _call("bench_quality", quick)
+    # Continue lessons 05-06's training where the course section of this run left it, if it ran
+    # (``python -m benchmarks`` empties the folder first); otherwise train from scratch.
+    cache = course_cache(out)
+    return _call("bench_quality", quick, continue_from=cache if cache.is_dir() else None)
 
 
 def _data(quick: bool, out: Path) -> dict:

@@ -123,3 +123,40 @@ def test_quality_markdown_fills_in_the_recipe():
     )
     assert f"batch {recipe['batch_size']}, Adam 0.003" in text
     assert "{r[" not in text and "not reached" in text
+    assert "lessons' own" not in text  # trained from scratch
+    continued = {"nearest": {**row, "lesson_epochs": 4}}
+    text = bench_quality.markdown(
+        {"recipe": recipe, "thresholds": [0.6, 0.8], "methods": continued}, "here"
+    )
+    assert "epochs 1–4 are the lessons' own" in text
+
+
+def test_quality_continues_a_lessons_training(tmp_path, monkeypatch):
+    """The lesson's epochs count as they were measured; training goes on from its saved state."""
+    from benchmarks import bench_quality
+    from dlcourse import experiments
+
+    train, val = experiments.comparison_data({"image_size": 16, "n_train": 16, "n_val": 8})
+    kwargs = {"epochs": 2, "batch_size": 8, "filters": (4, 8), "learning_rate": 3e-3}
+    (lesson,) = experiments.compare_upsampling(
+        ["nearest"], train, val, cache_dir=tmp_path, **kwargs
+    )
+    data = ((train.images, train.masks), (val.images, val.masks))
+    recipe = {**kwargs, "budget_cpu_seconds": 1e6, "wall_guard": 1e6}
+
+    def start():
+        return experiments.cached_training("nearest", *data, cache_dir=tmp_path, **kwargs)
+
+    # A threshold the lesson's epochs never reached: two more epochs after the lesson's two.
+    monkeypatch.setattr(bench_quality, "MAX_EPOCHS", 4)
+    out = bench_quality._train_until("nearest", data, recipe, 42, (2.0,), start())
+    h, measured = out["history"], lesson["history"]
+    assert out["lesson_epochs"] == 2 and out["epochs"] == 4 == len(h["val_mean_iou"])
+    assert h["val_mean_iou"][:2] == [round(v, 4) for v in measured["val_mean_iou"]]
+    assert h["cpu_seconds"][1] == round(sum(measured["epoch_cpu_seconds"]), 2)
+    assert h["cpu_seconds"][1] < h["cpu_seconds"][2] < h["cpu_seconds"][3]  # went on, cumulative
+    assert out["reached"] == {"2.0": None}
+    # A threshold reached within the lesson's epochs: no further training.
+    out = bench_quality._train_until("nearest", data, recipe, 42, (0.0,), start())
+    assert out["epochs"] == 1 and out["reached"]["0.0"]["epoch"] == 1
+    assert out["stopped_by"] == "reached"
