@@ -52,6 +52,7 @@ def run(quick: bool = False, out=None, lessons=None) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-course-") as tmp:
         cache = Path(out or tmp) / "cache"
         shutil.rmtree(cache, ignore_errors=True)  # cold: what a first run sees
+        cache.mkdir(parents=True)
         os.environ[CACHE_ENV] = str(cache)  # the kernels inherit it
         try:
             report = run_lessons(chosen, Path(out or tmp), fast=True, progress=False)

@@ -276,6 +276,17 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("DLCOURSE_CACHE") or Path.home() / ".cache" / "dlcourse")
 
 
+def comparison_cache_dir(root=None) -> Path:
+    """``<root>/upsampling``, ``root`` defaulting to :func:`default_cache_dir`: the folder where
+    lessons 05–06 share their comparison's rows and trained models.
+
+    Example:
+    >>> comparison_cache_dir("/tmp/cache").as_posix()
+    '/tmp/cache/upsampling'
+    """
+    return Path(default_cache_dir() if root is None else root) / "upsampling"
+
+
 @functools.cache
 def _code_fingerprint() -> str:
     """Hash of the source that decides a row: this module, the models, the layers, the metrics.

@@ -45,6 +45,9 @@ def test_quick_run_writes_report_and_readme_block(tmp_path):
     assert list(course["result"]["lessons"]) == ["01_good_lesson"]  # --quick: the first lesson
     assert course["result"]["lessons"]["01_good_lesson"]["status"] == "passed"
     assert course["result"]["total_seconds"] > 0
+    from benchmarks.sections import course_cache
+
+    assert course_cache(out).is_dir()  # the lessons' cache, kept for the quality section
     lesson = course["result"]["lessons"]["01_good_lesson"]
     assert [c["cell"] for c in lesson["slowest_cells"]] == [1]  # the fixture's one code cell
     assert lesson["slowest_cells"][0]["code"] == "import os"
@@ -160,3 +163,19 @@ def test_quality_continues_a_lessons_training(tmp_path, monkeypatch):
     out = bench_quality._train_until("nearest", data, recipe, 42, (0.0,), start())
     assert out["epochs"] == 1 and out["reached"]["0.0"]["epoch"] == 1
     assert out["stopped_by"] == "reached"
+
+
+def test_quality_section_continues_from_where_the_lessons_store(tmp_path, monkeypatch):
+    from benchmarks import sections
+    from dlcourse import experiments
+
+    calls = {}
+    monkeypatch.setattr(sections, "_call", lambda module, quick, **kw: calls.update(kw) or {})
+    sections._quality(False, tmp_path)
+    assert calls["continue_from"] is None  # the course section did not run: from scratch
+    # the folder lessons 05-06 use when the course section points DLCOURSE_CACHE at its cache
+    monkeypatch.setenv("DLCOURSE_CACHE", str(sections.course_cache(tmp_path)))
+    lessons = experiments.comparison_cache_dir()
+    lessons.mkdir(parents=True)
+    sections._quality(False, tmp_path)
+    assert calls["continue_from"] == lessons
