@@ -15,12 +15,13 @@ times out is reported with its error and the others still run. The report (``rep
 what it measured. ``--readme README.md`` rewrites the README's block between
 ``<!-- benchmarks:start -->`` and ``<!-- benchmarks:end -->``.
 
-Full run: 15.3 minutes on a 2-core Intel Xeon with 9 lessons (2026-12-01 12:45, peak matmul 283
-GFLOP/s; course 578 s, quality 136 s, grading 76 s, efficiency 49 s, data 39 s, layers 36 s); 16.5
-minutes at 12:13 in a slower phase of the host (251 GFLOP/s; course 629 s); 13.4 minutes with 8
-lessons at 11:04 (304 GFLOP/s; course 459 s). 13 minutes on a 2-core AMD EPYC with 6 lessons
-(2026-11-22). The course section grows by each new
-lesson's FAST time. ``--quick``: tiny sizes, a smoke run of the
+Full run: 13.4 minutes on a 2-core Intel Xeon with 9 lessons (2026-12-01 14:51, peak matmul 302
+GFLOP/s; course 566 s, layers 58 s, grading 53 s, quality 45 s, data 44 s, efficiency 36 s). At
+14:30, in a slow phase of the host (237 GFLOP/s), 17.1 minutes: course 660 s, and quality 151 s,
+trained from scratch because it looked for the lessons' models one folder too high (fixed since).
+Before the quality section continued the lessons' training it took 136 s, and grading took 76 s
+with 4 submissions (15.3 minutes at 12:45). The course section grows by each new lesson's FAST
+time. ``--quick``: tiny sizes, a smoke run of the
 machinery (its figures mean nothing; 2–3 minutes on a quiet machine, most of it the first lesson).
 ``--render`` rewrites ``report.md`` (and ``--readme``) from ``report.json`` without measuring.
 """
