@@ -25,7 +25,7 @@ validation mean IoU), and ``compare_upsampling`` stores each trained model with 
 state in the experiments cache. When ``python -m benchmarks`` ran the course section first,
 ``run(continue_from=<its cache>)`` takes those 4 epochs as they were measured (seconds, CPU
 seconds, validation mean IoU, in the lesson's kernel) and trains on from the saved model, instead
-of repeating them: about 20 of the 28 epochs the five methods need to reach 0.8 (measured). What
+of repeating them: 20 of the 26 epochs the five methods needed to reach 0.8 (measured). What
 differs from one uninterrupted run: the shuffles after epoch 4 (seeded, but not the ones a longer
 lesson would have drawn) and one more tracing of the training step, in the first continued epoch
 (about 2–3 s, included). Without that cache (``--only quality``, ``--quick``, another recipe)
