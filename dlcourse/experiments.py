@@ -39,7 +39,7 @@ import numpy as np
 
 from dlcourse._quiet import import_keras
 from dlcourse.config import SEED
-from dlcourse.metrics import MeanIoU, boundary_f1, mean_iou, pixel_accuracy
+from dlcourse.metrics import MeanIoU, StepTimer, boundary_f1, mean_iou, pixel_accuracy
 from dlcourse.models import UPSAMPLING_METHODS, build_encoder_decoder, build_naive_fcn
 
 keras = import_keras()
@@ -134,40 +134,6 @@ def build_segmenter(
     )
 
 
-class _StepTimer(keras.callbacks.Callback):
-    """Wall seconds of every training batch (the step runs synchronously on the host's call), and
-    the wall and processor seconds (all threads) of each epoch's training, its validation left out.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-        self.epoch_seconds, self.epoch_cpu_seconds = [], []
-        self._epoch = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = (time.perf_counter(), time.process_time())
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
-
-    def _end_of_training_part(self):
-        if self._epoch is not None:  # the validation of an epoch, or the epoch's end
-            wall, cpu = self._epoch
-            self.epoch_seconds.append(time.perf_counter() - wall)
-            self.epoch_cpu_seconds.append(time.process_time() - cpu)
-            self._epoch = None
-
-    def on_test_begin(self, logs=None):
-        self._end_of_training_part()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._end_of_training_part()
-
-
 def _arrays(data, what):
     """``(x, y)`` from a ``Scenes`` or an ``(x, y)`` pair; y as int32 masks ``(N, H, W)``."""
     if hasattr(data, "images") and hasattr(data, "masks"):
@@ -239,7 +205,7 @@ def train_segmenter(
         metrics=[MeanIoU(num_classes)],
     )
     keras.utils.set_random_seed(int(seed))
-    timer = _StepTimer()
+    timer = StepTimer()
     start = time.perf_counter()
     history = model.fit(
         x,
@@ -253,13 +219,12 @@ def train_segmenter(
     )
     seconds = time.perf_counter() - start
     predicted = np.argmax(model.predict(xv, batch_size=128, verbose=0), axis=-1).astype(np.uint8)
-    steps = timer.seconds[2:] or timer.seconds
     return {
         "mean_iou": mean_iou(yv, predicted, num_classes),
         "boundary_f1": boundary_f1(yv, predicted, tolerance=tolerance),
         "pixel_accuracy": pixel_accuracy(yv, predicted),
         "params": int(model.count_params()),
-        "step_seconds": float(np.median(steps)),
+        "step_seconds": timer.timing(skip=2)["step_seconds"],  # tracing left out
         "seconds": float(seconds),
         "history": {
             "loss": [float(v) for v in history.history["loss"]],

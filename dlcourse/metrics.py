@@ -3,7 +3,8 @@
 Quality: :func:`pixel_accuracy`, :func:`confusion_matrix`, :func:`per_class_iou`, :func:`mean_iou`
 (NumPy, on whole arrays), :class:`MeanIoU` (the same mean IoU as a Keras metric for ``fit``) and
 :func:`boundary_f1` (how crisp a mask is). Cost: :func:`model_cost` (parameters, multiply-adds,
-activation memory) and :func:`measure_step_time`.
+activation memory) and :func:`measure_step_time`, and :class:`StepTimer`, a ``fit`` callback that times every step and
+epoch of a real training run.
 
 Inputs follow the course conventions: ``y_true`` is an integer mask ``(N, H, W)`` (or one ``(H, W)``
 mask; a trailing axis of size 1 is dropped); ``y_pred`` is either such a mask or per-pixel scores
@@ -28,6 +29,7 @@ keras = import_keras()
 
 __all__ = [
     "MeanIoU",
+    "StepTimer",
     "boundary_f1",
     "confusion_matrix",
     "mean_iou",
@@ -351,3 +353,65 @@ def measure_step_time(model, x, y, steps: int = 10, warmup: int = 2) -> float:
         model.train_on_batch(x, y)
         times.append(time.perf_counter() - start)
     return float(np.median(times))
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Times a ``fit``: every training step, and each epoch's training part (validation left out).
+
+    Attributes after ``fit(..., callbacks=[timer])``:
+
+    - ``seconds``: wall seconds of every training step (``fit`` runs a step synchronously on the
+      host's call, so the time between a batch's begin and end is that step's);
+    - ``epoch_seconds`` / ``epoch_cpu_seconds``: wall and processor seconds (the process's, all
+      threads) of each epoch's training, up to its validation if it has one.
+
+    Example:
+    >>> timer = StepTimer()
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> model.compile(optimizer="sgd", loss="mse")
+    >>> _ = model.fit(np.zeros((8, 2)), np.zeros(8), batch_size=4, epochs=3, verbose=0,
+    ...               callbacks=[timer])
+    >>> len(timer.seconds), len(timer.epoch_seconds), sorted(timer.timing())
+    (6, 3, ['cpu_step_seconds', 'step_seconds'])
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+        self.epoch_seconds: list[float] = []
+        self.epoch_cpu_seconds: list[float] = []
+        self._epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = (time.perf_counter(), time.process_time())
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+    def _end_of_training_part(self):
+        if self._epoch is not None:  # the epoch's validation begins, or the epoch ends
+            wall, cpu = self._epoch
+            self.epoch_seconds.append(time.perf_counter() - wall)
+            self.epoch_cpu_seconds.append(time.process_time() - cpu)
+            self._epoch = None
+
+    def on_test_begin(self, logs=None):  # fit hands its callbacks to the validation too
+        self._end_of_training_part()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._end_of_training_part()
+
+    def timing(self, skip: int = 0) -> dict:
+        """``{"step_seconds": median wall seconds of a step, "cpu_step_seconds": processor
+        seconds of training per step}``; ``skip``: first steps left out of the median (tracing).
+        """
+        if not self.seconds:
+            raise ValueError("Expected a StepTimer that has timed a fit. Received: no steps yet")
+        steps = self.seconds[skip:] or self.seconds
+        return {
+            "step_seconds": float(np.median(steps)),
+            "cpu_step_seconds": float(sum(self.epoch_cpu_seconds) / len(self.seconds)),
+        }

@@ -1,6 +1,7 @@
 """dlcourse.metrics: hand cases, agreement with Keras, use in fit, and the cost counter."""
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -227,3 +228,24 @@ def test_measure_step_time():
     assert 0 < seconds < 5
     with pytest.raises(ValueError, match="steps"):
         metrics.measure_step_time(model, x, y, steps=0)
+
+
+def test_step_timer_times_steps_and_training_part_of_epochs():
+    timer = metrics.StepTimer()
+    with pytest.raises(ValueError, match="StepTimer"):
+        timer.timing()
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 1, activation="softmax")(inputs))
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy())
+    x = np.zeros((12, 8, 8, 3), "float32")
+    y = np.zeros((12, 8, 8), "int32")
+    start = time.perf_counter()
+    model.fit(x, y, batch_size=4, epochs=2, validation_data=(x, y), verbose=0, callbacks=[timer])
+    whole = time.perf_counter() - start
+    assert len(timer.seconds) == 6 and min(timer.seconds) > 0  # 3 steps per epoch
+    # one value per epoch, not one more for the validation (fit hands it the callbacks too)
+    assert len(timer.epoch_seconds) == len(timer.epoch_cpu_seconds) == 2
+    assert sum(timer.seconds) <= sum(timer.epoch_seconds) < whole
+    timing = timer.timing(skip=2)
+    assert timing["step_seconds"] == float(np.median(timer.seconds[2:]))
+    assert timing["cpu_step_seconds"] == sum(timer.epoch_cpu_seconds) / 6
