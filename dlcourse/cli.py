@@ -51,6 +51,20 @@ def _cmd_run(args) -> int:
     return 0 if all(r["status"] == "passed" for r in report["lessons"].values()) else 1
 
 
+def _cmd_cache(args) -> int:
+    from dlcourse.experiments import cache_summary, clear_cache
+
+    summary = cache_summary()
+    print(
+        f"{summary['folder']}: {summary['rows']} trained rows, {summary['models']} models, "
+        f"{summary['bytes'] / 2**20:.1f} MB (lessons 05-06's comparison; $DLCOURSE_CACHE moves it)"
+    )
+    if args.clear:
+        freed = clear_cache()
+        print(f"cleared: {freed / 2**20:.1f} MB freed; lessons 05-06 train their rows again")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from dlcourse._version import __version__
 
@@ -99,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="also rewrite the lesson table between the markers of this README",
     )
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("cache", help="show (or --clear) the trained rows lessons 05-06 share")
+    p.add_argument("--clear", action="store_true", help="delete them (they are trained again)")
+    p.set_defaults(func=_cmd_cache)
 
     try:
         from dlcourse.grading.cli import register

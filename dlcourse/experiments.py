@@ -252,6 +252,49 @@ def comparison_cache_dir(root=None) -> Path:
     return Path(default_cache_dir() if root is None else root) / "upsampling"
 
 
+def _cache_files(root=None) -> list[Path]:
+    """The files of :func:`comparison_cache_dir` that rows, models and their temporary copies
+    are written as (``<method>-<key>.json|.npy|.keras``, ``*.<pid>.tmp[.keras]``): nothing else
+    in the folder is ever counted or deleted."""
+    import re
+
+    folder = comparison_cache_dir(root)
+    methods = "|".join(METHODS)
+    pattern = re.compile(
+        rf"^({methods})-[0-9a-f]{{20}}(\.(json|npy|keras)|.*\.\d+\.tmp(\.keras)?)$"
+    )
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and pattern.match(p.name))
+
+
+def cache_summary(root=None) -> dict:
+    """What the comparison cache holds: ``{"folder", "rows", "models", "bytes"}``.
+
+    Example:
+    >>> cache_summary("/nonexistent")["rows"]
+    0
+    """
+    files = _cache_files(root)
+    return {
+        "folder": str(comparison_cache_dir(root)),
+        "rows": sum(p.suffix == ".json" for p in files),
+        "models": sum(p.suffix == ".keras" and ".tmp" not in p.name for p in files),
+        "bytes": sum(p.stat().st_size for p in files),
+    }
+
+
+def clear_cache(root=None) -> int:
+    """Delete every row and model of the comparison cache (a later lesson 05 or 06 trains them
+    again); other files in the folder are left alone. Returns the bytes freed."""
+    freed = 0
+    for path in _cache_files(root):
+        size = path.stat().st_size
+        path.unlink(missing_ok=True)
+        freed += size
+    return freed
+
+
 @functools.cache
 def _code_fingerprint() -> str:
     """Hash of the source that decides a row: this module, the models, the layers, the metrics.

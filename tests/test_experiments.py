@@ -207,3 +207,30 @@ def test_cached_training_continues_where_the_row_stopped(tiny, tmp_path, method)
     for path in tmp_path.glob("*.keras"):
         path.write_bytes(b"not a zip")
     assert cached_training(method, train, val, **kwargs) is None
+
+
+def test_cache_summary_and_clear_touch_only_the_caches_files(tmp_path, monkeypatch, capsys):
+    from dlcourse import cli
+    from dlcourse.experiments import cache_summary, clear_cache, comparison_cache_dir
+
+    folder = comparison_cache_dir(tmp_path)
+    folder.mkdir(parents=True)
+    key = "0123456789abcdef0123"
+    ours = [f"nearest-{key}.json", f"nearest-{key}.npy", f"nearest-{key}.keras",
+            f"max_unpool-{key}.json", f"max_unpool-{key}.npy.4242.tmp",
+            f"transpose-{key}.4242.tmp.keras"]  # fmt: skip
+    theirs = ["notes.json", f"magic-{key}.json", f"nearest-{key[:-1]}.json", "nearest.keras"]
+    for name in ours + theirs:
+        (folder / name).write_bytes(b"x" * 10)
+    summary = cache_summary(tmp_path)
+    assert summary == {"folder": str(folder), "rows": 2, "models": 1, "bytes": 60}
+    assert clear_cache(tmp_path) == 60
+    assert sorted(p.name for p in folder.iterdir()) == sorted(theirs)  # nothing else deleted
+    assert cache_summary(tmp_path)["rows"] == 0 and clear_cache(tmp_path) == 0
+    # the command line: DLCOURSE_CACHE chooses the folder
+    (folder / f"nearest-{key}.json").write_text("{}")
+    monkeypatch.setenv("DLCOURSE_CACHE", str(tmp_path))
+    assert cli.main(["cache"]) == 0
+    assert "1 trained rows, 0 models" in capsys.readouterr().out
+    assert cli.main(["cache", "--clear"]) == 0
+    assert "cleared" in capsys.readouterr().out and cache_summary(tmp_path)["rows"] == 0
