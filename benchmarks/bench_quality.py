@@ -200,20 +200,20 @@ def run(quick: bool = False, methods=None, seed: int = 42, continue_from=None) -
         (train.images, train.masks.astype(np.int32)),
         (val.images, val.masks.astype(np.int32)),
     )
+    continuing = continue_from is not None and not quick
+    if continuing:
+        from dlcourse.experiments import cached_training, comparison_budget
+
+        lesson = comparison_budget(True)
+        lesson = {k: lesson[k] for k in ("epochs", "batch_size", "learning_rate", "filters")}
     rows = {}
     for method in methods or UPSAMPLING_METHODS:
         try:
             start = None
-            if continue_from is not None and not quick:
-                from dlcourse.experiments import cached_training, comparison_budget
-
-                lesson = comparison_budget(True)
+            if continuing:  # rows of older code have other keys: none lacks the epoch timings
                 start = cached_training(
-                    method, data[0], data[1], cache_dir=continue_from, seed=seed,
-                    **{k: lesson[k] for k in ("epochs", "batch_size", "learning_rate", "filters")},
-                )  # fmt: skip
-                if start is not None and "epoch_cpu_seconds" not in start[0]["history"]:
-                    start = None  # a row from before epochs were timed: train from scratch
+                    method, data[0], data[1], cache_dir=continue_from, seed=seed, **lesson
+                )
             rows[method] = _train_until(method, data, recipe, seed, THRESHOLDS, start)
         except Exception as exc:  # one broken method does not hide the others
             rows[method] = {"error": f"{type(exc).__name__}: {exc}"}

@@ -337,8 +337,13 @@ def _row_key(method, recipe, arrays) -> str:
     return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:20]
 
 
+def _cache_stem(cache_dir: Path, method: str, key: str) -> Path:
+    """``<cache_dir>/<method>-<key>``: a row's files are this plus ``.json``, ``.npy``, ``.keras``."""
+    return cache_dir / f"{method}-{key}"
+
+
 def _load_row(cache_dir: Path, method: str, key: str):
-    stem = cache_dir / f"{method}-{key}"
+    stem = _cache_stem(cache_dir, method, key)
     try:
         row = json.loads(stem.with_suffix(".json").read_text())
         row["prediction"] = np.load(stem.with_suffix(".npy"))
@@ -350,7 +355,7 @@ def _load_row(cache_dir: Path, method: str, key: str):
 
 def _store_row(cache_dir: Path, method: str, key: str, row: dict) -> None:
     cache_dir.mkdir(parents=True, exist_ok=True)
-    stem = cache_dir / f"{method}-{key}"
+    stem = _cache_stem(cache_dir, method, key)
     plain = {k: v for k, v in row.items() if k not in ("prediction", "model", "cached")}
     # Written to temporary names and renamed, so a reader never sees half a row.
     for suffix, write in (
@@ -365,7 +370,7 @@ def _store_row(cache_dir: Path, method: str, key: str, row: dict) -> None:
 
 def _store_model(cache_dir: Path, method: str, key: str, model) -> None:
     """The trained, compiled model (weights and optimizer state) next to its row."""
-    stem = cache_dir / f"{method}-{key}"
+    stem = _cache_stem(cache_dir, method, key)
     tmp = cache_dir / f"{stem.name}.{os.getpid()}.tmp.keras"  # Keras wants the .keras suffix
     model.save(tmp)
     os.replace(tmp, stem.with_suffix(".keras"))
@@ -417,7 +422,7 @@ def cached_training(
     cache_dir = Path(cache_dir)
     key = _row_key(method, recipe, (x, y, xv, yv))
     row = _load_row(cache_dir, method, key)
-    path = cache_dir / f"{method}-{key}.keras"
+    path = _cache_stem(cache_dir, method, key).with_suffix(".keras")
     if row is None or not path.is_file():
         return None
     try:
