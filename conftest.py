@@ -11,6 +11,6 @@ os.environ.setdefault("DLCOURSE_FAST", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-# Lessons share trained rows through a cache (dlcourse.experiments); the suite starts from an empty
+# Lessons share trained rows through a cache (dlcourse.training.experiments); the suite starts from an empty
 # one, as on a fresh machine, so it measures and asserts what a newcomer gets.
 os.environ.setdefault("DLCOURSE_CACHE", tempfile.mkdtemp(prefix="dlcourse-test-cache-"))

@@ -1,11 +1,11 @@
 """Benchmark: wall time of every lesson in FAST mode, and the total (what CI and a student wait for).
 
-Runs the lessons exactly as ``dlcourse run --fast`` does (``dlcourse.runner.run``: one fresh
+Runs the lessons exactly as ``dlcourse run --fast`` does (``dlcourse.course.runner.run``: one fresh
 kernel per lesson, nbclient, the lesson's own assertions), so the seconds include the kernel start
 and the TensorFlow import of each lesson. A lesson that fails is reported with its error and its
 time until the failure; the others still run.
 
-**Cold cache.** Lessons share trained results through ``dlcourse.experiments``' cache
+**Cold cache.** Lessons share trained results through ``dlcourse.training.experiments``' cache
 (``$DLCOURSE_CACHE``, default ``~/.cache/dlcourse``): lesson 06 reuses what 05 trained, and a
 second run of 05 on the same machine trains nothing. The run here points ``DLCOURSE_CACHE`` at an
 emptied folder, ``<out>/cache``, so it measures what a student's first run and a fresh CI machine
@@ -40,8 +40,8 @@ def run(quick: bool = False, out=None, lessons=None) -> dict:
         ``{"lessons": {name: {"status", "seconds", "error"}}, "total_seconds", "passed",
         "count", "slowest", "environment"}``.
     """
-    from dlcourse.runner import run as run_lessons
-    from dlcourse.runner import select
+    from dlcourse.course.runner import run as run_lessons
+    from dlcourse.course.runner import select
 
     chosen = select(lessons)
     if quick:

@@ -73,9 +73,9 @@ def _peak_ops(matmul_n: int, conv: tuple[int, int, int]) -> dict:
 
 
 def _segmenter(method: str, num_classes: int):
-    """The model lessons 05–06 train (``dlcourse.experiments.build_segmenter`` where present)."""
+    """The model lessons 05–06 train (``dlcourse.training.experiments.build_segmenter`` where present)."""
     try:
-        from dlcourse.experiments import build_segmenter
+        from dlcourse.training.experiments import build_segmenter
     except ImportError:  # the experiments module is newer than this checkout
         from dlcourse.models import build_encoder_decoder, build_naive_fcn
 
@@ -88,7 +88,7 @@ def _segmenter(method: str, num_classes: int):
 def _models(batch: int, size: int) -> dict:
     """``name -> (build, x, y, input_shape)``: every model with a fixed batch of scenes."""
     from dlcourse.data import make_scenes, task_arrays
-    from dlcourse.localization import build_localizer, compile_localizer
+    from dlcourse.detection.localization import build_localizer, compile_localizer
     from dlcourse.models import UPSAMPLING_METHODS
 
     scenes = make_scenes(batch, image_size=size, seed=0)

@@ -47,7 +47,7 @@ def run(quick: bool = False, seed: int = 0) -> dict:
         "input_wait_share": {way: share}, "input_cpu_share": {way: share}, "generation":
         {"seconds_per_batch", "step_seconds", "share_if_serial"}}``.
     """
-    from dlcourse._quiet import import_keras
+    from dlcourse.quiet import import_keras
 
     keras = import_keras()  # first: TensorFlow's import without its log lines
     import tensorflow as tf

@@ -170,7 +170,7 @@ def run(
         ``{"config": ..., "environment": ..., "results": [{"size", "<variant>": {"wall_s",
         "cpu_s", "peak_extra_mb"}, "ratios": {"tf_native / dlcourse": {...}, ...}}]}``.
     """
-    from dlcourse._quiet import import_keras
+    from dlcourse.quiet import import_keras
 
     import_keras()  # TensorFlow without its log lines
     import tensorflow as tf

@@ -62,7 +62,7 @@ def _recipe(quick: bool) -> dict:
     """The recipe of a run: the lessons' FAST comparison budget plus this benchmark's budget."""
     if quick:
         return dict(RECIPES["quick"])
-    from dlcourse.experiments import comparison_budget
+    from dlcourse.training.experiments import comparison_budget
 
     lesson = comparison_budget(True)
     keys = ("image_size", "n_train", "n_val", "batch_size", "learning_rate", "filters")
@@ -71,7 +71,7 @@ def _recipe(quick: bool) -> dict:
 
 def _build(method, num_classes, filters):
     try:
-        from dlcourse.experiments import build_segmenter
+        from dlcourse.training.experiments import build_segmenter
     except ImportError:  # the experiments module is newer than this checkout
         from dlcourse.models import build_encoder_decoder
 
@@ -191,8 +191,8 @@ def run(quick: bool = False, methods=None, seed: int = 42, continue_from=None) -
         None, ...}, "vs_fastest": {"0.6": ratio | None, ...}, "history"} | {"error"}}}``.
     """
     import dlcourse  # noqa: F401  (quiet TensorFlow import, registered layers)
-    from dlcourse.experiments import comparison_data
     from dlcourse.models import UPSAMPLING_METHODS
+    from dlcourse.training.experiments import comparison_data
 
     recipe = _recipe(quick)
     train, val = comparison_data(recipe, seed=seed)
@@ -202,7 +202,7 @@ def run(quick: bool = False, methods=None, seed: int = 42, continue_from=None) -
     )
     continuing = continue_from is not None and not quick
     if continuing:
-        from dlcourse.experiments import cached_training, comparison_budget
+        from dlcourse.training.experiments import cached_training, comparison_budget
 
         lesson = comparison_budget(True)
         lesson = {k: lesson[k] for k in ("epochs", "batch_size", "learning_rate", "filters")}

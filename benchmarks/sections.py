@@ -70,7 +70,7 @@ def _efficiency(quick: bool, out: Path) -> dict:
 def _quality(quick: bool, out: Path) -> dict:
     # Continue lessons 05-06's training where the course section of this run left it, if it ran
     # (``python -m benchmarks`` empties the folder first); otherwise train from scratch.
-    from dlcourse.experiments import comparison_cache_dir
+    from dlcourse.training.experiments import comparison_cache_dir
 
     cache = comparison_cache_dir(course_cache(out))  # where lessons 05-06 store their rows
     return _call("bench_quality", quick, continue_from=cache if cache.is_dir() else None)

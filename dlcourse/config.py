@@ -43,15 +43,15 @@ def seed_everything(seed: int = SEED) -> None:
         raise ValueError(f"Expected a non-negative integer seed. Received: seed={seed!r}")
     random.seed(int(seed))
     np.random.seed(int(seed))  # noqa: NPY002  (students use the legacy global RNG too)
-    from dlcourse._quiet import import_keras
+    from dlcourse.quiet import import_keras
 
     import_keras().utils.set_random_seed(int(seed))
 
 
 def environment() -> dict:
     """A description of the software and hardware the course runs on (JSON-serialisable)."""
-    from dlcourse._quiet import import_keras
-    from dlcourse._version import __version__
+    from dlcourse import __version__
+    from dlcourse.quiet import import_keras
 
     keras = import_keras()
     import tensorflow as tf

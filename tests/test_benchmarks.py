@@ -101,7 +101,7 @@ def test_update_readme_needs_the_markers(tmp_path):
 
 def test_quality_full_recipe_is_the_lessons_comparison():
     from benchmarks import bench_quality
-    from dlcourse import experiments
+    from dlcourse.training import experiments
 
     recipe = bench_quality._recipe(quick=False)
     lesson = experiments.comparison_budget(True)
@@ -137,7 +137,7 @@ def test_quality_markdown_fills_in_the_recipe():
 def test_quality_continues_a_lessons_training(tmp_path, monkeypatch):
     """The lesson's epochs count as they were measured; training goes on from its saved state."""
     from benchmarks import bench_quality
-    from dlcourse import experiments
+    from dlcourse.training import experiments
 
     train, val = experiments.comparison_data({"image_size": 16, "n_train": 16, "n_val": 8})
     kwargs = {"epochs": 2, "batch_size": 8, "filters": (4, 8), "learning_rate": 3e-3}
@@ -167,7 +167,7 @@ def test_quality_continues_a_lessons_training(tmp_path, monkeypatch):
 
 def test_quality_section_continues_from_where_the_lessons_store(tmp_path, monkeypatch):
     from benchmarks import sections
-    from dlcourse import experiments
+    from dlcourse.training import experiments
 
     calls = {}
     monkeypatch.setattr(sections, "_call", lambda module, quick, **kw: calls.update(kw) or {})

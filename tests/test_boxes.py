@@ -1,4 +1,4 @@
-"""Tests of dlcourse.boxes: hand-worked IoUs, conversions against Keras, NumPy vs keras.ops."""
+"""Tests of dlcourse.detection.boxes: hand-worked IoUs, conversions against Keras, NumPy vs keras.ops."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dlcourse.boxes import (
+from dlcourse.detection.boxes import (
     FORMATS,
     box_giou_ops,
     box_iou,

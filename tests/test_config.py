@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from dlcourse import config, results
+from dlcourse import config
+from dlcourse.course import results
 
 
 @pytest.mark.parametrize(

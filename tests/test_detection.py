@@ -1,11 +1,11 @@
-"""dlcourse.detection: NMS against TensorFlow, matching, AP and mAP on hand-worked cases."""
+"""dlcourse.detection.evaluation: NMS against TensorFlow, matching, AP and mAP on hand-worked cases."""
 
 import numpy as np
 import pytest
 
-from dlcourse import boxes as box_utils
 from dlcourse import data
-from dlcourse.detection import (
+from dlcourse.detection import boxes as box_utils
+from dlcourse.detection.evaluation import (
     average_precision,
     match_detections,
     match_indices,

@@ -1,10 +1,10 @@
-"""dlcourse.experiments: one recipe for every method, measured the same way."""
+"""dlcourse.training.experiments: one recipe for every method, measured the same way."""
 
 import numpy as np
 import pytest
 
 from dlcourse.data import make_scenes
-from dlcourse.experiments import (
+from dlcourse.training.experiments import (
     COLUMNS,
     METHODS,
     build_segmenter,
@@ -154,7 +154,7 @@ def test_compare_upsampling_cache(tiny, tmp_path):
 
 
 def test_default_cache_dir(monkeypatch, tmp_path):
-    from dlcourse.experiments import default_cache_dir
+    from dlcourse.training.experiments import default_cache_dir
 
     monkeypatch.setenv("DLCOURSE_CACHE", str(tmp_path))
     assert default_cache_dir() == tmp_path
@@ -163,7 +163,7 @@ def test_default_cache_dir(monkeypatch, tmp_path):
 
 
 def test_comparison_budget_and_data():
-    from dlcourse.experiments import COMPARISON_BUDGETS, comparison_budget, comparison_data
+    from dlcourse.training.experiments import COMPARISON_BUDGETS, comparison_budget, comparison_data
 
     fast = comparison_budget(True)
     assert fast == COMPARISON_BUDGETS["fast"] and fast is not COMPARISON_BUDGETS["fast"]
@@ -182,7 +182,7 @@ def test_comparison_budget_and_data():
 def test_cached_training_continues_where_the_row_stopped(tiny, tmp_path, method):
     import keras
 
-    from dlcourse.experiments import cached_training
+    from dlcourse.training.experiments import cached_training
 
     train, val = tiny
     kwargs = {"epochs": 2, "batch_size": 4, "filters": (4, 8), "cache_dir": tmp_path}
@@ -210,8 +210,8 @@ def test_cached_training_continues_where_the_row_stopped(tiny, tmp_path, method)
 
 
 def test_cache_summary_and_clear_touch_only_the_caches_files(tmp_path, monkeypatch, capsys):
-    from dlcourse import cli
-    from dlcourse.experiments import cache_summary, clear_cache, comparison_cache_dir
+    from dlcourse.course import cli
+    from dlcourse.training.experiments import cache_summary, clear_cache, comparison_cache_dir
 
     folder = comparison_cache_dir(tmp_path)
     folder.mkdir(parents=True)

@@ -1,17 +1,17 @@
-"""dlcourse.grid_detector: the model's shapes, the loss against NumPy, saving, a training smoke."""
+"""dlcourse.detection.grid_detector: the model's shapes, the loss against NumPy, saving, a training smoke."""
 
 import keras
 import numpy as np
 import pytest
 
 from dlcourse import data
-from dlcourse.grid_detector import (
+from dlcourse.detection.grid_detector import (
     GridDetectorLoss,
     build_grid_detector,
     pack_grid_targets,
     split_grid_output,
 )
-from dlcourse.grid_targets import encode_grid_targets
+from dlcourse.detection.grid_targets import encode_grid_targets
 
 
 def test_shapes_unknown_size_and_bad_arguments():

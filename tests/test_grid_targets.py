@@ -1,11 +1,11 @@
-"""dlcourse.grid_targets: the grid detector's targets, and decoding them back."""
+"""dlcourse.detection.grid_targets: the grid detector's targets, and decoding them back."""
 
 import numpy as np
 import pytest
 
 from dlcourse import data
-from dlcourse.detection import mean_average_precision
-from dlcourse.grid_targets import decode_grid_predictions, encode_grid_targets
+from dlcourse.detection.evaluation import mean_average_precision
+from dlcourse.detection.grid_targets import decode_grid_predictions, encode_grid_targets
 
 
 def test_hand_worked_cells_offsets_and_sizes():

@@ -33,7 +33,7 @@ def _model_with_every_layer():
 
 
 def test_model_with_every_layer_round_trips(tmp_path):
-    """Saved and loaded with no `custom_objects`: the registration made by `import dlcourse`."""
+    """Saved and loaded with no `custom_objects`: importing `dlcourse.layers` registered them."""
     model = _model_with_every_layer()
     model.save(tmp_path / "every_layer.keras")
     loaded = keras.saving.load_model(tmp_path / "every_layer.keras")
@@ -41,3 +41,34 @@ def test_model_with_every_layer_round_trips(tmp_path):
     x = np.random.default_rng(0).normal(size=(2, 6, 8, 2)).astype("float32")
     for got, expected in zip(loaded(x), model(x), strict=True):
         np.testing.assert_array_equal(got, expected)
+
+
+def test_load_model_registers_the_course_objects_in_a_fresh_process(tmp_path):
+    """The documented path: ``dlcourse.load_model`` in a process that imported nothing else of
+    the package. The control: plain ``keras.saving.load_model`` there does not know the layers."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "every_layer.keras"
+    _model_with_every_layer().save(path)
+    load = (
+        "import sys, dlcourse\n"
+        "assert 'tensorflow' not in sys.modules\n"
+        f"model = dlcourse.load_model({str(path)!r})\n"
+        "print(sorted(type(layer).__name__ for layer in model.layers\n"
+        "             if type(layer).__module__.startswith('dlcourse.')))\n"
+    )
+    fresh = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True)
+    assert fresh.returncode == 0, fresh.stderr
+    expected = sorted(
+        type(layer).__name__
+        for layer in _model_with_every_layer().layers
+        if type(layer).__module__.startswith("dlcourse.")
+    )
+    assert len(expected) == 5
+    assert fresh.stdout.strip() == str(expected)
+
+    plain = f"import keras\nkeras.saving.load_model({str(path)!r})\n"
+    control = subprocess.run([sys.executable, "-c", plain], capture_output=True, text=True)
+    assert control.returncode != 0
+    assert "dlcourse>" in control.stderr

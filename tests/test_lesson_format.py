@@ -119,13 +119,15 @@ def test_no_forbidden_patterns(lesson):
 def test_outputs_stripped_and_metadata_clean(lesson):
     import nbformat
 
-    from dlcourse import notebooks
+    from dlcourse.course import notebooks
 
     path, nb = lesson
     assert set(nb["metadata"]) <= {"kernelspec", "language_info", "dlcourse"}, nb["metadata"].keys()
     assert nb["metadata"].get("kernelspec", {}).get("name", "python3") == "python3"
     problems = notebooks.problems(nbformat.read(path, as_version=4))
-    assert not problems, f"{path.name}: {problems} (python -m dlcourse.notebooks strip/refresh)"
+    assert not problems, (
+        f"{path.name}: {problems} (python -m dlcourse.course.notebooks strip/refresh)"
+    )
     for i, cell in enumerate(nb["cells"]):
         extra = set(cell.get("metadata", {})) - {"tags", "nbgrader", "editable", "deletable"}
         assert not extra, f"{path.name} cell {i}: stray cell metadata {extra}"

@@ -1,4 +1,4 @@
-"""Tests of dlcourse.localization: models, multi-task loss, box metrics, evaluation, saving."""
+"""Tests of dlcourse.detection.localization: models, multi-task loss, box metrics, evaluation, saving."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dlcourse.boxes import box_iou
-from dlcourse.localization import (
+from dlcourse.detection.boxes import box_iou
+from dlcourse.detection.localization import (
     BN_MOMENTUM,
     BOX_LOSSES,
     BoxIoUAbove,
@@ -266,7 +266,7 @@ def test_saved_localizer_loads_in_a_new_process_after_importing_the_module(tmp_p
     path = tmp_path / "localizer.keras"
     compile_localizer(build_localizer(3, **SMALL)).save(path)
     code = (
-        "import dlcourse.localization, keras, numpy as np; "
+        "import dlcourse.detection.localization, keras, numpy as np; "
         f"m = keras.saving.load_model({str(path)!r}); "
         "print(sorted(m.predict(np.zeros((1, 32, 32, 3)), verbose=0)))"
     )

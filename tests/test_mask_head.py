@@ -1,10 +1,10 @@
-"""dlcourse.mask_head: crops, training pairs, the head, pasting back, mask IoU."""
+"""dlcourse.detection.mask_head: crops, training pairs, the head, pasting back, mask IoU."""
 
 import numpy as np
 import pytest
 
-from dlcourse import mask_head
 from dlcourse.data import make_scenes
+from dlcourse.detection import mask_head
 
 
 def test_crop_at_the_box_size_is_the_box_itself():

@@ -8,7 +8,7 @@ import pytest
 
 import dlcourse
 from dlcourse import metrics
-from dlcourse._quiet import import_keras
+from dlcourse.quiet import import_keras
 
 keras = import_keras()
 

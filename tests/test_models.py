@@ -5,7 +5,7 @@ import pytest
 
 import dlcourse
 from dlcourse import models
-from dlcourse._quiet import import_keras
+from dlcourse.quiet import import_keras
 
 keras = import_keras()
 

@@ -4,7 +4,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from dlcourse import notebooks
+from dlcourse.course import notebooks
 
 
 def _notebook():

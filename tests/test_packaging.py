@@ -22,7 +22,7 @@ def test_version_is_exposed_and_pep440():
 def test_pyproject_declares_the_console_script_and_extras(repo_root):
     project = _pyproject(repo_root)["project"]
     assert project["name"] == "dlcourse"
-    assert project["scripts"] == {"dlcourse": "dlcourse.cli:main"}
+    assert project["scripts"] == {"dlcourse": "dlcourse.course.cli:main"}
     assert {"dev", "instructor"} <= set(project["optional-dependencies"])
     names = {re.split(r"[<>=!~\[ ;]", dep)[0].lower() for dep in project["dependencies"]}
     assert {
@@ -52,9 +52,38 @@ def test_environment_yml_is_in_step_with_pyproject(repo_root):
     assert set(match.group(1).split(",")) == set(project["optional-dependencies"])
 
 
-def test_import_is_quiet_light_and_registers_layers():
+LIGHT_IMPORTS = (
+    "dlcourse",
+    "dlcourse.config",
+    "dlcourse.checks",
+    "dlcourse.course",
+    "dlcourse.course.cli",
+    "dlcourse.course.notebooks",
+    "dlcourse.course.results",
+    "dlcourse.course.runner",
+    "dlcourse.grading",
+    "dlcourse.grading.nbformat_grading",
+    "dlcourse.grading.release",
+)
+"""What the ``dlcourse`` command, the notebook hook and the grader's notebook handling import."""
+
+
+def test_command_hook_and_grader_import_no_tensorflow():
+    """``import dlcourse`` and the course/grading front doors leave TensorFlow and Keras out."""
     code = (
-        "import sys, dlcourse, keras\n"
+        "import importlib, sys\n"
+        f"for name in {LIGHT_IMPORTS!r}: importlib.import_module(name)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'tensorflow', 'keras', 'tensorflow_datasets', 'matplotlib'}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]", proc.stdout
+
+
+def test_keras_subpackage_import_is_quiet_and_registers_layers():
+    code = (
+        "import sys, dlcourse.layers, keras\n"
         "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
         "{'tensorflow_datasets', 'nbclient', 'nbgrader', 'nbformat'})\n"
         "print(heavy)\n"
@@ -86,17 +115,22 @@ def test_plain_tensorflow_import_is_noisy_here():
     assert proc.stderr.strip(), "TensorFlow printed nothing: the quiet-import test proves nothing"
 
 
-def test_every_keras_object_of_the_package_is_registered_by_import():
-    """A .keras file using any course object loads after a bare ``import dlcourse``."""
+def test_every_keras_object_of_the_package_is_registered_by_register_keras_objects():
+    """A .keras file using any course object loads after ``dlcourse.register_keras_objects()``
+    (what ``dlcourse.load_model`` calls): every registered class of every module is covered."""
     import inspect
     import pkgutil
 
     import keras
 
+    dlcourse.register_keras_objects()
     registered = {
         k.split(">", 1)[1] for k in keras.saving.get_custom_objects() if k.startswith("dlcourse>")
     }
-    code = "import dlcourse, keras\nprint(sorted(k for k in keras.saving.get_custom_objects() if k.startswith('dlcourse>')))"
+    code = (
+        "import dlcourse, keras\ndlcourse.register_keras_objects()\n"
+        "print(sorted(k for k in keras.saving.get_custom_objects() if k.startswith('dlcourse>')))"
+    )
     fresh = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
     )
@@ -116,7 +150,7 @@ def test_every_keras_object_of_the_package_is_registered_by_import():
             if is_keras and obj.__module__ == info.name and not name.startswith("_"):
                 assert name in registered, f"{info.name}.{name} is not registered"
                 assert f"dlcourse>{name}" in fresh.stdout, (
-                    f"{name} not registered by `import dlcourse`"
+                    f"{name} not registered by `dlcourse.register_keras_objects()`"
                 )
 
 

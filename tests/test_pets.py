@@ -1,9 +1,9 @@
-"""dlcourse.pets: trimaps, the offline look-alike, source choice and the tfds path (mocked)."""
+"""dlcourse.data.pets: trimaps, the offline look-alike, source choice and the tfds path (mocked)."""
 
 import numpy as np
 import pytest
 
-from dlcourse import pets
+from dlcourse.data import pets
 
 
 def test_trimap_to_mask_maps_every_value_and_keeps_the_shape():

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from dlcourse import cli, runner
+from dlcourse.course import cli, runner
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runner"
 

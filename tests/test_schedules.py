@@ -1,11 +1,11 @@
-"""dlcourse.schedules: the warm-up + cosine schedule of lessons 07-09."""
+"""dlcourse.training.schedules: the warm-up + cosine schedule of lessons 07-09."""
 
 import math
 
 import numpy as np
 import pytest
 
-from dlcourse import schedules
+from dlcourse.training import schedules
 
 
 def test_steps_per_epoch_counts_the_last_partial_batch():

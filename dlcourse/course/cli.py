@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def _cmd_lessons(args) -> int:
-    from dlcourse.runner import discover
+    from dlcourse.course.runner import discover
 
     lessons = discover(args.lessons_dir)
     if not lessons:
@@ -23,7 +23,7 @@ def _cmd_lessons(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from dlcourse.runner import format_table, run, select
+    from dlcourse.course.runner import format_table, run, select
 
     try:
         lessons = select(args.lessons, args.lessons_dir)
@@ -44,7 +44,7 @@ def _cmd_run(args) -> int:
     print(format_table(report))
     print(f"\nResults: {Path(args.out) / 'results.json'}")
     if args.readme:
-        from dlcourse.runner import lesson_table, update_readme
+        from dlcourse.course.runner import lesson_table, update_readme
 
         update_readme(args.readme, lesson_table(lessons, report))
         print(f"Lesson table written to {args.readme}")
@@ -52,7 +52,7 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_cache(args) -> int:
-    from dlcourse.experiments import cache_summary, clear_cache
+    from dlcourse.training.experiments import cache_summary, clear_cache
 
     summary = cache_summary()
     print(
@@ -66,7 +66,7 @@ def _cmd_cache(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dlcourse._version import __version__
+    from dlcourse import __version__
 
     parser = argparse.ArgumentParser(
         prog="dlcourse",

@@ -9,9 +9,9 @@ unless told to keep every count).
 
 Command line (also the pre-commit hook)::
 
-    python -m dlcourse.notebooks strip lessons/*.ipynb       # outputs and counts off, kept cells kept
-    python -m dlcourse.notebooks refresh lessons/06_*.ipynb  # re-execute (FAST), store kept outputs
-    python -m dlcourse.notebooks check lessons/*.ipynb       # exit 1 if a notebook is not clean
+    python -m dlcourse.course.notebooks strip lessons/*.ipynb       # outputs and counts off, kept cells kept
+    python -m dlcourse.course.notebooks refresh lessons/06_*.ipynb  # re-execute (FAST), store kept outputs
+    python -m dlcourse.course.notebooks check lessons/*.ipynb       # exit 1 if a notebook is not clean
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     import nbformat
 
     parser = argparse.ArgumentParser(
-        prog="python -m dlcourse.notebooks", description=__doc__.split("\n")[0]
+        prog="python -m dlcourse.course.notebooks", description=__doc__.split("\n")[0]
     )
     parser.add_argument("action", choices=["strip", "refresh", "check"])
     parser.add_argument("notebooks", nargs="+", type=Path)

@@ -3,7 +3,7 @@
 ``dlcourse run`` executes each lesson notebook with nbclient in a fresh kernel (the current
 Python's ``python3`` kernel, working directory = the lessons folder), writes the executed copy and
 ``results.json`` to the output folder, and returns a table: status, wall seconds and the figures the
-lesson published with ``dlcourse.results.record``. A failing lesson is reported with the failing
+lesson published with ``dlcourse.course.results.record``. A failing lesson is reported with the failing
 cell; the remaining lessons still run.
 
 The kernel process's own standard error (TensorFlow's C-level log lines, the kernel's start-up
@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from dlcourse.results import RESULTS_FILE_ENV
+from dlcourse.course.results import RESULTS_FILE_ENV
 
 LESSONS_DIR_ENV = "DLCOURSE_LESSONS_DIR"
 _LESSON_FILE = re.compile(r"^(\d\d)_([a-z0-9_]+)\.ipynb$")

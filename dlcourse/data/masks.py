@@ -139,3 +139,47 @@ def resize_mask(mask, size):
     from keras import ops
 
     return ops.take(ops.take(mask, rows, axis=h_axis), cols, axis=h_axis + 1)
+
+
+def dilate(mask, radius: int) -> np.ndarray:
+    """Binary dilation by a ``(2r+1) × (2r+1)`` square over the last two axes (NumPy only).
+
+    A pixel is set when any pixel within Chebyshev distance ``radius`` is set: boundary F1's
+    tolerance band (:func:`dlcourse.metrics.boundary_f1`) and the pet trimap's border band
+    (:mod:`dlcourse.data.pets`). Separable: one pass per axis.
+
+    Args:
+        mask: boolean array ``(..., H, W)``.
+        radius: non-negative int, in pixels; 0 returns a copy.
+
+    Returns:
+        A new boolean array of the same shape.
+
+    Example:
+    >>> m = np.zeros((5, 5), bool); m[2, 2] = True
+    >>> dilate(m, 1).astype(int)
+    array([[0, 0, 0, 0, 0],
+           [0, 1, 1, 1, 0],
+           [0, 1, 1, 1, 0],
+           [0, 1, 1, 1, 0],
+           [0, 0, 0, 0, 0]])
+    """
+    if not isinstance(radius, int | np.integer) or radius < 0:
+        raise ValueError(f"Expected a non-negative int radius. Received: radius={radius!r}")
+    mask = np.asarray(mask)
+    if mask.dtype != bool or mask.ndim < 2:
+        raise ValueError(
+            "Expected a boolean mask with at least 2 axes (..., H, W). "
+            f"Received: dtype={mask.dtype}, shape={mask.shape}"
+        )
+    out = mask.copy()
+    for axis in (-2, -1):
+        src, out = out, out.copy()
+        n = src.shape[axis]
+        for shift in range(1, min(radius, n - 1) + 1):
+            lo = [slice(None)] * src.ndim
+            hi = [slice(None)] * src.ndim
+            lo[axis], hi[axis] = slice(0, n - shift), slice(shift, n)
+            out[tuple(lo)] |= src[tuple(hi)]
+            out[tuple(hi)] |= src[tuple(lo)]
+    return out

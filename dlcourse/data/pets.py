@@ -30,8 +30,8 @@ import socket
 import numpy as np
 
 from dlcourse.data.background import add_noise, paint_background
-from dlcourse.data.shapes import _inside_polygon
-from dlcourse.metrics import _dilate  # square dilation, as boundary F1's tolerance
+from dlcourse.data.masks import dilate
+from dlcourse.data.shapes import inside_polygon
 
 NAME = "oxford_iiit_pet"
 VERSION = "4.*.*"
@@ -106,7 +106,7 @@ def _band(mask: np.ndarray, width: int) -> np.ndarray:
 
     The image frame is no outline: a pet cut by the frame gets no band along it.
     """
-    return _dilate(mask, width) & _dilate(~mask, width)
+    return dilate(mask, width) & dilate(~mask, width)
 
 
 def mock_example(index: int, seed: int = 0, size_range=MOCK_SIZE_RANGE) -> dict:
@@ -160,7 +160,7 @@ def mock_example(index: int, seed: int = 0, size_range=MOCK_SIZE_RANGE) -> dict:
         if species == 0:  # pointed
             base_l, base_r = hx + sign * r * 0.25, hx + sign * r * 0.95
             tip = (hx + sign * r * 0.7, hy - r * rng.uniform(1.3, 1.6))
-            ears |= _inside_polygon(
+            ears |= inside_polygon(
                 u, v, np.array([(base_l, hy - r * 0.4), (base_r, hy - r * 0.1), tip])
             )
         else:  # drooping

@@ -133,7 +133,7 @@ def make_dataset(
             f"Expected repeat to be True, False or a positive int. Received: repeat={repeat!r}"
         )
     x, y = task_arrays(scenes, task, max_objects=max_objects)
-    from dlcourse._quiet import import_keras
+    from dlcourse.quiet import import_keras
 
     import_keras()  # TensorFlow, imported quietly
     import tensorflow as tf

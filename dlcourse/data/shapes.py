@@ -37,7 +37,7 @@ _POLYGONS = {
 }
 
 
-def _inside_polygon(u: np.ndarray, v: np.ndarray, vertices: np.ndarray) -> np.ndarray:
+def inside_polygon(u: np.ndarray, v: np.ndarray, vertices: np.ndarray) -> np.ndarray:
     """Even-odd rule: a point is inside when a ray to +u crosses an odd number of edges."""
     inside = np.zeros(np.broadcast_shapes(u.shape, v.shape), dtype=bool)
     for (x1, y1), (x2, y2) in zip(vertices, np.roll(vertices, -1, axis=0), strict=True):
@@ -68,7 +68,7 @@ def _draw(name: str, u: np.ndarray, v: np.ndarray, size: int) -> np.ndarray:
     if name == "crescent":
         return (r2 <= 1.0 + half) & ((u - 0.45) ** 2 + v * v > 0.64)
     if name in _POLYGONS:
-        return _inside_polygon(u, v, _POLYGONS[name])
+        return inside_polygon(u, v, _POLYGONS[name])
     raise ValueError(f"Expected a name from CLASS_NAMES {CLASS_NAMES}. Received: name={name!r}")
 
 

@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 
-def _check_format(format: str) -> str:
+def check_format(format: str) -> str:
     if not isinstance(format, str) or format.lower() not in FORMATS:
         raise ValueError(f"Expected a box format in {FORMATS}. Received: {format!r}")
     return format.lower()
@@ -119,7 +119,7 @@ def convert_boxes(boxes, source: str, target: str, image_size=None) -> np.ndarra
         >>> print(convert_boxes([[16, 8, 32, 16]], "xywh", "rel_xywh", image_size=(32, 64)))
         [[0.25 0.25 0.5  0.5 ]]
     """
-    source, target = _check_format(source), _check_format(target)
+    source, target = check_format(source), check_format(target)
     arr = _as_boxes(boxes)
     out = _from_corners(*_corners(arr, source), target, np)
     src_rel, tgt_rel = source.startswith("rel_"), target.startswith("rel_")
@@ -153,7 +153,7 @@ def validate_boxes(boxes, format: str = "xywh", name: str = "boxes") -> np.ndarr
         ...
         ValueError: boxes[1] has a negative width or height (format 'xywh'): [ 1.  1. -3.  2.]
     """
-    fmt = _check_format(format)
+    fmt = check_format(format)
     arr = _as_boxes(boxes, name)
 
     def where(bad):
@@ -191,7 +191,7 @@ def clip_boxes(boxes, image_size=None, format: str = "xywh") -> np.ndarray:
         >>> print(clip_boxes([[-2, 50, 10, 30]], image_size=(64, 64)))
         [[ 0. 50.  8. 14.]]
     """
-    fmt = _check_format(format)
+    fmt = check_format(format)
     arr = _as_boxes(boxes)
     height, width = (1.0, 1.0) if fmt.startswith("rel_") else _image_hw(image_size)
     x1, y1, x2, y2 = _corners(arr, fmt)
@@ -230,7 +230,7 @@ def box_iou(a, b, format: str = "xywh", pairwise: bool = False) -> np.ndarray:
         >>> print(box_iou([[0, 0, 2, 2]], [[0, 0, 2, 2], [2, 0, 2, 2]], pairwise=True))
         [[1. 0.]]
     """
-    fmt = _check_format(format)
+    fmt = check_format(format)
     a = validate_boxes(a, fmt, "a").astype(np.float64)
     b = validate_boxes(b, fmt, "b").astype(np.float64)
     a, b = _pair_up(a, b, pairwise, np.expand_dims)
@@ -244,7 +244,7 @@ def box_iou(a, b, format: str = "xywh", pairwise: bool = False) -> np.ndarray:
 
 
 def _iou_terms_ops(a, b, format: str, pairwise: bool):
-    fmt = _check_format(format)
+    fmt = check_format(format)
     a = ops.convert_to_tensor(a)
     b = ops.cast(ops.convert_to_tensor(b), a.dtype)
     a, b = _pair_up(a, b, pairwise, ops.expand_dims)

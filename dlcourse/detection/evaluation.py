@@ -11,7 +11,7 @@ false positive). Sorting all detections of a class by score gives a precision–
 all-point interpolation, PASCAL VOC 2010 onwards). **mAP** is the mean over the classes
 (:func:`mean_average_precision`); mAP@0.5 is the lectures' figure.
 
-Boxes are in any format of :mod:`dlcourse.boxes` (default the course's ``"xywh"``, upper-left
+Boxes are in any format of :mod:`dlcourse.detection.boxes` (default the course's ``"xywh"``, upper-left
 corner). Classes that have no true object in the data have no AP (``nan``) and do not enter the
 mean; a class with true objects and no detections has AP 0.
 """
@@ -22,7 +22,7 @@ import numbers
 
 import numpy as np
 
-from dlcourse.boxes import box_iou, validate_boxes
+from dlcourse.detection.boxes import box_iou, validate_boxes
 
 __all__ = [
     "average_precision",
@@ -84,7 +84,7 @@ def non_max_suppression(
         iou_threshold: in ``[0, 1]``.
         score_threshold: if given, only boxes with a score **above** it take part.
         max_outputs: keep at most this many (positive int); all by default.
-        format: a box format of :mod:`dlcourse.boxes`.
+        format: a box format of :mod:`dlcourse.detection.boxes`.
 
     Returns:
         int64 array ``(K,)`` of indices into ``boxes``, by descending score.
@@ -132,7 +132,7 @@ def match_detections(
         pred_boxes: ``(N, 4)`` detected boxes; pred_scores: ``(N,)``.
         true_boxes: ``(M, 4)`` true boxes of the same class and image.
         iou_threshold: in ``[0, 1]``.
-        format: a box format of :mod:`dlcourse.boxes`.
+        format: a box format of :mod:`dlcourse.detection.boxes`.
 
     Returns:
         bool array ``(N,)``, in the order of ``pred_boxes``.

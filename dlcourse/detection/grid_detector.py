@@ -8,14 +8,14 @@ there are — and predict, per cell:
 - objectness (sigmoid): does an object's box centre fall in this cell?
 - class probabilities (softmax over ``C`` classes);
 - the box ``(dx, dy, w, h)`` (sigmoid): centre offset inside the cell and size as fractions of
-  the image, the encoding of :func:`dlcourse.grid_targets.encode_grid_targets`.
+  the image, the encoding of :func:`dlcourse.detection.grid_targets.encode_grid_targets`.
 
 They are concatenated into one output ``"grid"`` of shape ``(N, G, G, 1 + C + 4)``.
 :class:`GridDetectorLoss` trains it against :func:`pack_grid_targets`'s ``(N, G, G, 6)`` targets:
 binary cross-entropy of the objectness on every cell, plus cross-entropy of the class and
 ``box_weight`` × the Huber loss of the box on the cells that hold an object (an empty cell has
 no class or box to learn). :func:`split_grid_output` cuts the output back into its three parts for
-:func:`dlcourse.grid_targets.decode_grid_predictions`.
+:func:`dlcourse.detection.grid_targets.decode_grid_predictions`.
 
 ``GridDetectorLoss`` is registered as ``dlcourse>GridDetectorLoss``, so a saved model loads after
 ``import dlcourse``.
@@ -27,7 +27,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from dlcourse.localization import BN_MOMENTUM, box_loss, build_backbone
+from dlcourse.detection.localization import BN_MOMENTUM, box_loss, build_backbone
 
 __all__ = ["GridDetectorLoss", "build_grid_detector", "pack_grid_targets", "split_grid_output"]
 
@@ -79,7 +79,7 @@ def build_grid_detector(
 
 def pack_grid_targets(targets: dict) -> np.ndarray:
     """``(N, G, G, 6)`` float32 ``[objectness, class, dx, dy, w, h]`` from
-    :func:`dlcourse.grid_targets.encode_grid_targets`'s dict (empty cells: class 0, masked)."""
+    :func:`dlcourse.detection.grid_targets.encode_grid_targets`'s dict (empty cells: class 0, masked)."""
     try:
         objectness, cls, box = targets["objectness"], targets["class"], targets["box"]
     except (KeyError, TypeError):

@@ -17,8 +17,8 @@ Two centres in one cell collide: the cell keeps the larger object and the other 
 in ``"dropped"`` (the targets cannot hold it; the grid's resolution is the detector's limit).
 :func:`decode_grid_predictions` inverts the encoding for a head's output, scores every cell
 (objectness × class probability), keeps scores above a threshold and applies per-class non-max
-suppression (:func:`dlcourse.detection.non_max_suppression`), giving the per-image detections that
-:func:`dlcourse.detection.mean_average_precision` takes.
+suppression (:func:`dlcourse.detection.evaluation.non_max_suppression`), giving the per-image detections that
+:func:`dlcourse.detection.evaluation.mean_average_precision` takes.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numbers
 
 import numpy as np
 
-from dlcourse.detection import non_max_suppression
+from dlcourse.detection.evaluation import non_max_suppression
 
 __all__ = ["BOX_FORMATS", "decode_grid_predictions", "encode_grid_targets"]
 

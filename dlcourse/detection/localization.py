@@ -15,7 +15,7 @@ against: one whole network per task, twice the backbone cost.
 
 ``BoxLoss``, ``MeanBoxIoU`` and ``BoxIoUAbove`` are registered as ``dlcourse>...``: a saved ``.keras``
 localizer loads with ``keras.saving.load_model`` once this module is imported
-(``import dlcourse.localization``; Keras itself imports only its own packages while loading).
+(``import dlcourse.detection.localization``; Keras itself imports only its own packages while loading).
 """
 
 from __future__ import annotations
@@ -24,7 +24,13 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from dlcourse.boxes import _check_format, box_giou_ops, box_iou, box_iou_ops, validate_boxes
+from dlcourse.detection.boxes import (
+    box_giou_ops,
+    box_iou,
+    box_iou_ops,
+    check_format,
+    validate_boxes,
+)
 
 __all__ = [
     "BOX_LOSSES",
@@ -250,7 +256,7 @@ class BoxLoss(keras.losses.Loss):
     def __init__(self, kind="huber", delta=0.1, box_format="rel_xywh", name=None, **kwargs):
         super().__init__(name=name or f"{kind}_box_loss", **kwargs)
         box_loss(np.zeros((1, 4)), np.zeros((1, 4)), kind, delta, box_format)  # check arguments
-        self.kind, self.delta, self.box_format = kind, float(delta), _check_format(box_format)
+        self.kind, self.delta, self.box_format = kind, float(delta), check_format(box_format)
 
     def call(self, y_true, y_pred):
         return box_loss(y_true, y_pred, self.kind, self.delta, self.box_format)
@@ -291,7 +297,7 @@ class MeanBoxIoU(keras.metrics.Metric):
 
     def __init__(self, box_format="rel_xywh", name="mean_iou", dtype=None):
         super().__init__(name=name, dtype=dtype)
-        self.box_format = _check_format(box_format)
+        self.box_format = check_format(box_format)
         self.total = self.add_variable(shape=(), initializer="zeros", name="total")
         self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 

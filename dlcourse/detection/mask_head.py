@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlcourse.boxes import validate_boxes
+from dlcourse.detection.boxes import validate_boxes
 
 MASK_SIZE = 16
 

@@ -1,10 +1,8 @@
-"""Segmentation metrics and a cost counter (lessons 04–06).
+"""Segmentation quality (lessons 04–06): how right a predicted mask is, pixel by pixel and at its edges.
 
-Quality: :func:`pixel_accuracy`, :func:`confusion_matrix`, :func:`per_class_iou`, :func:`mean_iou`
-(NumPy, on whole arrays), :class:`MeanIoU` (the same mean IoU as a Keras metric for ``fit``) and
-:func:`boundary_f1` (how crisp a mask is). Cost: :func:`model_cost` (parameters, multiply-adds,
-activation memory) and :func:`measure_step_time`, and :class:`StepTimer`, a ``fit`` callback that times every step and
-epoch of a real training run.
+:func:`pixel_accuracy`, :func:`confusion_matrix`, :func:`per_class_iou`, :func:`mean_iou` (NumPy,
+on whole arrays), :class:`MeanIoU` (the same mean IoU as a Keras metric for ``fit``) and
+:func:`boundary_f1` (how crisp a mask is).
 
 Inputs follow the course conventions: ``y_true`` is an integer mask ``(N, H, W)`` (or one ``(H, W)``
 mask; a trailing axis of size 1 is dropped); ``y_pred`` is either such a mask or per-pixel scores
@@ -19,22 +17,18 @@ non-zero denominator), so the two agree. A class present in only one of the two 
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
-from dlcourse._quiet import import_keras
+from dlcourse.data.masks import dilate
+from dlcourse.quiet import import_keras
 
 keras = import_keras()
 
 __all__ = [
     "MeanIoU",
-    "StepTimer",
     "boundary_f1",
     "confusion_matrix",
     "mean_iou",
-    "measure_step_time",
-    "model_cost",
     "per_class_iou",
     "pixel_accuracy",
 ]
@@ -177,21 +171,6 @@ def _boundaries(labels: np.ndarray) -> np.ndarray:
     return b
 
 
-def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Binary dilation by a (2r+1)×(2r+1) square over the last two axes (separable, NumPy only)."""
-    out = mask.copy()
-    for axis in (-2, -1):
-        src, out = out, out.copy()
-        n = src.shape[axis]
-        for shift in range(1, min(radius, n - 1) + 1):
-            lo = [slice(None)] * src.ndim
-            hi = [slice(None)] * src.ndim
-            lo[axis], hi[axis] = slice(0, n - shift), slice(shift, n)
-            out[tuple(lo)] |= src[tuple(hi)]
-            out[tuple(hi)] |= src[tuple(lo)]
-    return out
-
-
 def boundary_f1(y_true, y_pred, tolerance: int = 1) -> float:
     """Boundary F1 score: how well the class edges of ``y_pred`` match those of ``y_true``.
 
@@ -221,8 +200,8 @@ def boundary_f1(y_true, y_pred, tolerance: int = 1) -> float:
     if y_true.ndim == 2:
         y_true, y_pred = y_true[None], y_pred[None]
     bt, bp = _boundaries(y_true), _boundaries(y_pred)
-    hit_p = (bp & _dilate(bt, tolerance)).sum(axis=(-2, -1))
-    hit_t = (bt & _dilate(bp, tolerance)).sum(axis=(-2, -1))
+    hit_p = (bp & dilate(bt, tolerance)).sum(axis=(-2, -1))
+    hit_t = (bt & dilate(bp, tolerance)).sum(axis=(-2, -1))
     n_p, n_t = bp.sum(axis=(-2, -1)), bt.sum(axis=(-2, -1))
     scores = []
     for hp, ht, np_, nt in zip(hit_p, hit_t, n_p, n_t, strict=True):
@@ -234,184 +213,3 @@ def boundary_f1(y_true, y_pred, tolerance: int = 1) -> float:
         total = precision + recall
         scores.append(2 * precision * recall / total if total else 0.0)
     return float(np.mean(scores))
-
-
-# ---------------------------------------------------------------------------------------------
-# Cost
-
-
-def _conv_macs(layer, in_shape, out_shape) -> int:
-    """Multiply-adds of one call (batch 1) of a convolution-like or dense layer; 0 otherwise."""
-    kind = type(layer).__name__
-    cfg = layer.get_config()
-    if kind == "Dense":
-        return int(np.prod(out_shape[1:-1], dtype=np.int64)) * in_shape[-1] * cfg["units"]
-    if "kernel_size" not in cfg:
-        return 0
-    k = int(np.prod(cfg["kernel_size"]))
-    out_pixels = int(np.prod(out_shape[1:-1], dtype=np.int64))
-    in_pixels = int(np.prod(in_shape[1:-1], dtype=np.int64))
-    c_in, c_out = in_shape[-1], out_shape[-1]
-    if kind == "Conv2DTranspose":  # every input pixel scatters a k×k×c_out kernel
-        return in_pixels * k * c_in * c_out
-    if kind == "DepthwiseConv2D":
-        return out_pixels * k * c_out
-    if kind == "SeparableConv2D":
-        return out_pixels * k * c_in * cfg["depth_multiplier"] + out_pixels * c_in * c_out
-    # Conv1D/2D/3D and layers built around one convolution at their output resolution
-    # (ResizeConv2D: upsample, then convolve).
-    return out_pixels * k * (c_in // cfg.get("groups", 1)) * c_out
-
-
-def model_cost(model, input_shape) -> dict:
-    """What a model costs at one input size, for a batch of one image.
-
-    Args:
-        model: a built functional ``keras.Model`` (single input).
-        input_shape: ``(H, W, C)`` without the batch axis.
-
-    Returns:
-        A dict with ``params`` (all weights, trainable or not), ``multiply_adds`` (of the
-        Conv/Conv2DTranspose/Depthwise/Separable/ResizeConv2D/Dense layers; biases, BatchNorm,
-        activations and pooling are not counted), ``activation_bytes`` (the sum of the sizes of
-        every layer's output, the input layer included, times the item size: 4 bytes for float32
-        — what training keeps for the backward pass, roughly) and ``layers``: one dict per layer
-        with ``name``, ``type``, ``output_shape``, ``params``, ``multiply_adds``,
-        ``activation_bytes``. Multiply by the batch size for a batch (not ``params``); FLOPs are
-        about ``2 * multiply_adds``. A nested model is one row holding its own totals.
-
-    Example:
-    >>> inputs = keras.Input((None, None, 3))
-    >>> x = keras.layers.Conv2D(8, 3, padding="same", name="conv")(inputs)
-    >>> cost = model_cost(keras.Model(inputs, x), (32, 32, 3))
-    >>> cost["params"], cost["multiply_adds"], cost["activation_bytes"]
-    (224, 221184, 45056)
-    """
-    from dlcourse.models._graph import layer_calls
-
-    shapes = {id(t): ((1, *input_shape), t.dtype) for t in model.inputs}
-
-    def concrete(t):
-        if isinstance(t, keras.KerasTensor) and id(t) in shapes:
-            return keras.KerasTensor(shapes[id(t)][0], dtype=shapes[id(t)][1])
-        return t
-
-    table, counted = [], set()
-    for layer, node in layer_calls(model):
-        if isinstance(layer, keras.layers.InputLayer):
-            in_shape, out_specs = None, [shapes[id(node.outputs[0])]]
-        else:
-            args, kwargs = node.arguments.convert(concrete)
-            spec = keras.tree.flatten(layer.compute_output_spec(*args, **kwargs))
-            out_specs = [(tuple(s.shape), s.dtype) for s in spec]
-            shapes.update({id(t): s for t, s in zip(node.outputs, out_specs, strict=True)})
-            in_shape = shapes[id(node.input_tensors[0])][0]
-        out_shape = out_specs[0][0]
-        act = sum(int(np.prod(s)) * np.dtype(d).itemsize for s, d in out_specs)
-        if isinstance(layer, keras.Model):  # a nested model (a backbone): count inside it
-            inner = model_cost(layer, in_shape[1:])["layers"]
-            macs = sum(r["multiply_adds"] for r in inner)
-            act = sum(r["activation_bytes"] for r in inner if r["type"] != "InputLayer")
-        else:
-            macs = _conv_macs(layer, in_shape, out_shape) if in_shape else 0
-        table.append(
-            {
-                "name": layer.name,
-                "type": type(layer).__name__,
-                "output_shape": out_shape[1:],
-                # a layer called twice costs twice, but its weights exist once
-                "params": 0 if id(layer) in counted else int(layer.count_params()),
-                "multiply_adds": int(macs),
-                "activation_bytes": int(act),
-            }
-        )
-        counted.add(id(layer))
-    return {
-        "params": int(sum(r["params"] for r in table)),
-        "multiply_adds": int(sum(r["multiply_adds"] for r in table)),
-        "activation_bytes": int(sum(r["activation_bytes"] for r in table)),
-        "layers": table,
-    }
-
-
-def measure_step_time(model, x, y, steps: int = 10, warmup: int = 2) -> float:
-    """Median wall seconds of one training step (``train_on_batch``) on the batch ``(x, y)``.
-
-    An uncompiled model is compiled with Adam and ``SparseCategoricalCrossentropy`` first. The
-    model **trains** for ``warmup + steps`` steps: its weights change; time a fresh model or a
-    clone. The first ``warmup`` steps (tracing, memory allocation) are not timed.
-    """
-    if steps < 1 or warmup < 0:
-        raise ValueError(f"Expected steps >= 1, warmup >= 0. Received: {steps=}, {warmup=}")
-    if not model.compiled:
-        model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy())
-    for _ in range(warmup):
-        model.train_on_batch(x, y)
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        model.train_on_batch(x, y)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
-class StepTimer(keras.callbacks.Callback):
-    """Times a ``fit``: every training step, and each epoch's training part (validation left out).
-
-    Attributes after ``fit(..., callbacks=[timer])``:
-
-    - ``seconds``: wall seconds of every training step (``fit`` runs a step synchronously on the
-      host's call, so the time between a batch's begin and end is that step's);
-    - ``epoch_seconds`` / ``epoch_cpu_seconds``: wall and processor seconds (the process's, all
-      threads) of each epoch's training, up to its validation if it has one.
-
-    Example:
-    >>> timer = StepTimer()
-    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    >>> model.compile(optimizer="sgd", loss="mse")
-    >>> _ = model.fit(np.zeros((8, 2)), np.zeros(8), batch_size=4, epochs=3, verbose=0,
-    ...               callbacks=[timer])
-    >>> len(timer.seconds), len(timer.epoch_seconds), sorted(timer.timing())
-    (6, 3, ['cpu_step_seconds', 'step_seconds'])
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.seconds: list[float] = []
-        self.epoch_seconds: list[float] = []
-        self.epoch_cpu_seconds: list[float] = []
-        self._epoch = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = (time.perf_counter(), time.process_time())
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
-
-    def _end_of_training_part(self):
-        if self._epoch is not None:  # the epoch's validation begins, or the epoch ends
-            wall, cpu = self._epoch
-            self.epoch_seconds.append(time.perf_counter() - wall)
-            self.epoch_cpu_seconds.append(time.process_time() - cpu)
-            self._epoch = None
-
-    def on_test_begin(self, logs=None):  # fit hands its callbacks to the validation too
-        self._end_of_training_part()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._end_of_training_part()
-
-    def timing(self, skip: int = 0) -> dict:
-        """``{"step_seconds": median wall seconds of a step, "cpu_step_seconds": processor
-        seconds of training per step}``; ``skip``: first steps left out of the median (tracing).
-        """
-        if not self.seconds:
-            raise ValueError("Expected a StepTimer that has timed a fit. Received: no steps yet")
-        steps = self.seconds[skip:] or self.seconds
-        return {
-            "step_seconds": float(np.median(steps)),
-            "cpu_step_seconds": float(sum(self.epoch_cpu_seconds) / len(self.seconds)),
-        }

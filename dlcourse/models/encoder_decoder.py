@@ -18,8 +18,8 @@ method gets the same learnable capacity after it.
 
 from __future__ import annotations
 
-from dlcourse._quiet import import_keras
 from dlcourse.models.fcn import check_num_classes, classifier, conv_block
+from dlcourse.quiet import import_keras
 
 keras = import_keras()
 layers = keras.layers

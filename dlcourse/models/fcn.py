@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from dlcourse._quiet import import_keras
-from dlcourse.models._graph import layer_calls
+from dlcourse.models.graph import layer_calls
+from dlcourse.quiet import import_keras
 
 keras = import_keras()
 layers = keras.layers

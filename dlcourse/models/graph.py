@@ -8,7 +8,7 @@ the layer's call nodes instead: Keras 3's ``Node`` (``input_tensors``, ``outputs
 
 from __future__ import annotations
 
-from dlcourse._quiet import import_keras
+from dlcourse.quiet import import_keras
 
 keras = import_keras()
 

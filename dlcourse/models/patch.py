@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from dlcourse._quiet import import_keras
+from dlcourse.quiet import import_keras
 
 keras = import_keras()
 layers = keras.layers

@@ -37,10 +37,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dlcourse._quiet import import_keras
 from dlcourse.config import SEED
-from dlcourse.metrics import MeanIoU, StepTimer, boundary_f1, mean_iou, pixel_accuracy
+from dlcourse.metrics.segmentation import MeanIoU, boundary_f1, mean_iou, pixel_accuracy
+from dlcourse.metrics.timing import StepTimer
 from dlcourse.models import UPSAMPLING_METHODS, build_encoder_decoder, build_naive_fcn
+from dlcourse.quiet import import_keras
 
 keras = import_keras()
 
@@ -307,9 +308,9 @@ def _code_fingerprint() -> str:
     import dlcourse.models
 
     digest = hashlib.sha256()
-    files = [Path(inspect.getfile(m)) for m in (dlcourse.metrics, dlcourse.models)]
-    files += sorted(Path(inspect.getfile(dlcourse.layers)).parent.glob("*.py"))
-    files += sorted(Path(inspect.getfile(dlcourse.models)).parent.glob("*.py"))
+    files = []
+    for package in (dlcourse.layers, dlcourse.metrics, dlcourse.models):
+        files += sorted(Path(inspect.getfile(package)).parent.glob("*.py"))
     files.append(Path(__file__))
     for path in files:
         digest.update(path.read_bytes())
@@ -319,7 +320,7 @@ def _code_fingerprint() -> str:
 def _row_key(method, recipe, arrays) -> str:
     import tensorflow as tf
 
-    from dlcourse._version import __version__
+    from dlcourse import __version__
 
     digest = hashlib.sha256()
     for a in arrays:

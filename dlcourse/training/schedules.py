@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from dlcourse._quiet import import_keras
+from dlcourse.quiet import import_keras
 
 keras = import_keras()
 
