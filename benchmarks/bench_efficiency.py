@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import numpy as np
 
@@ -116,12 +115,6 @@ def _models(batch: int, size: int) -> dict:
     return models
 
 
-def _time(fn) -> tuple[float, float]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - wall, time.process_time() - cpu
-
-
 def run(quick: bool = False) -> dict:
     """Peak FLOP/s and each model's training-step FLOP/s, timed round-robin.
 
@@ -131,8 +124,10 @@ def run(quick: bool = False) -> dict:
         "best_s", "median_s", "cpu_per_wall", "gflops_best", "share_of_peak",
         "share_of_peak_median"} | {"error"}}}``.
     """
-    import dlcourse  # noqa: F401  (quiet TensorFlow import, registered layers)
-    from dlcourse.metrics import model_cost
+    import dlcourse
+
+    dlcourse.register_keras_objects()  # and the quiet TensorFlow import
+    from dlcourse.metrics import model_cost, time_call
 
     cfg = SIZES["quick" if quick else "full"]
     batch, size = cfg["batch"], cfg["image_size"]
@@ -161,7 +156,7 @@ def run(quick: bool = False) -> dict:
     for _ in range(cfg["repeats"]):
         for name, fn in steps.items():
             for _ in range(peak_samples if name in ("matmul", "conv") else 1):
-                wall, cpu = _time(fn)
+                _, wall, cpu = time_call(fn)
                 walls[name].append(wall)
                 cpus[name].append(cpu)
     for name in steps:

@@ -190,7 +190,9 @@ def run(quick: bool = False, methods=None, seed: int = 42, continue_from=None) -
         "best_mean_iou", "stopped_by", "reached": {"0.6": {"seconds", "cpu_seconds", "epoch"} |
         None, ...}, "vs_fastest": {"0.6": ratio | None, ...}, "history"} | {"error"}}}``.
     """
-    import dlcourse  # noqa: F401  (quiet TensorFlow import, registered layers)
+    import dlcourse
+
+    dlcourse.register_keras_objects()  # and the quiet TensorFlow import
     from dlcourse.models import UPSAMPLING_METHODS
     from dlcourse.training.experiments import comparison_data
 

@@ -332,12 +332,6 @@ def write(report: dict, out: Path) -> None:
 
 def update_readme(readme: Path, block: str) -> None:
     """Replace the text between the benchmark markers of ``readme`` with ``block``."""
-    text = Path(readme).read_text()
-    if text.count(README_START) != 1 or text.count(README_END) != 1:
-        raise ValueError(
-            f"Expected {readme} to contain the markers {README_START} and {README_END} once each. "
-            "Received: a file without them"
-        )
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    Path(readme).write_text(f"{head}{README_START}\n{block}\n{README_END}{tail}")
+    from dlcourse.course.readme import replace_block
+
+    replace_block(readme, README_START, README_END, block)

@@ -3,7 +3,9 @@
 TensorFlow 2.21 prints oneDNN/cudart/absl lines from C++ straight to file descriptor 2 while it is
 imported; ``TF_CPP_MIN_LOG_LEVEL=3`` does not remove all of them, and Jupyter turns them into stderr
 outputs (nbval, which captures differently, never sees them). Pointing descriptor 2 at /dev/null
-for the duration of the import is what silences them in both (measured, see FACTS.md).
+for the duration of the import is what silences them in both (how that was checked:
+docs/MEASUREMENTS.md; ``tests/test_packaging.py`` keeps checking it, with plain ``import tensorflow``
+as the control that still prints).
 """
 
 from __future__ import annotations

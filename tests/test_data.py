@@ -85,12 +85,10 @@ def test_determinism_and_prefix_stability():
 
 
 def test_same_bytes_with_one_thread_and_without_tensorflow_or_matplotlib():
-    # A fresh process with one thread everywhere; `dlcourse` is stubbed so that only the data
-    # package loads (the real `import dlcourse` imports Keras, which imports matplotlib itself).
+    # A fresh process with one thread everywhere; the data package imports neither Keras nor
+    # matplotlib (and `import dlcourse` imports no subpackage).
     code = (
-        "import sys, types\n"
-        f"pkg = types.ModuleType('dlcourse'); pkg.__path__ = [{os.path.join(ROOT, 'dlcourse')!r}]\n"
-        "sys.modules['dlcourse'] = pkg\n"
+        "import sys\n"
         "from dlcourse.data import make_scenes\n"
         "import hashlib, numpy as np\n"
         "h = hashlib.sha256()\n"

@@ -18,8 +18,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "dlcourse"
 
 LAYERS = (
-    # foundation: version, quiet Keras import, course-wide settings
-    {"_version", "quiet", "config"},
+    # foundation: version, quiet Keras import, course-wide settings, argument checks
+    {"_version", "quiet", "config", "validate"},
     # plain NumPy: generated data, reference implementations, exercise checks
     {"data", "reference", "checks"},
     # Keras building blocks and measuring them; plots

@@ -262,7 +262,8 @@ def test_keras_file_round_trip_keeps_predictions_and_compiled_metrics(tmp_path):
 
 def test_saved_localizer_loads_in_a_new_process_after_importing_the_module(tmp_path):
     # Keras imports only its own packages while loading: the module that registers BoxLoss and
-    # the metrics must be imported first (``import dlcourse`` alone imports it lazily).
+    # the metrics must be imported first (``import dlcourse`` alone imports no subpackage;
+    # ``dlcourse.load_model`` imports them all, tests/test_layers_saving.py).
     path = tmp_path / "localizer.keras"
     compile_localizer(build_localizer(3, **SMALL)).save(path)
     code = (

@@ -1,5 +1,9 @@
 """The notebook-cleaning tool: strip everything but kept outputs, and say what is not clean."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
@@ -80,3 +84,48 @@ def test_refresh_failure_shows_the_kernel_log_and_leaves_the_file(tmp_path, capf
         notebooks.refresh(path, timeout=60)
     assert "WHY IT BROKE" in capfd.readouterr().err
     assert path.read_text() == before  # nothing written on failure
+
+
+def _every_notebook():
+    root = Path(__file__).resolve().parents[1]
+    return sorted([*root.glob("lessons/*.ipynb"), *root.glob("tests/fixtures/**/*.ipynb")])
+
+
+@pytest.mark.parametrize("path", _every_notebook(), ids=lambda p: p.name)
+def test_json_reading_and_writing_gives_nbformat_s_bytes(path):
+    """The hook reads and writes with json; the result is byte for byte nbformat's, stripped
+    or not, on every notebook of the repository (lessons with kept outputs, fixtures)."""
+    expected = nbformat.writes(nbformat.read(path, as_version=4)) + "\n"
+    assert notebooks.writes(notebooks.read(path)) == expected
+    stripped = nbformat.writes(notebooks.strip(nbformat.read(path, as_version=4))) + "\n"
+    assert notebooks.writes(notebooks.strip(notebooks.read(path))) == stripped
+
+
+def test_strings_and_line_lists_are_written_alike(tmp_path):
+    nb = _notebook()  # nbformat nodes hold sources and stream text as strings
+    path = tmp_path / "x.ipynb"
+    nbformat.write(nb, path)
+    assert notebooks.writes(nb) == path.read_text()
+    assert notebooks.writes(notebooks.read(path)) == path.read_text()
+
+
+def test_the_hook_imports_neither_nbformat_nor_tensorflow(tmp_path):
+    path = tmp_path / "x.ipynb"
+    nbformat.write(_notebook(), path)
+    code = (
+        "import sys\n"
+        "from dlcourse.course import notebooks\n"
+        f"status = notebooks.main(['strip', {str(path)!r}])\n"
+        "print(status, sorted({'nbformat', 'jsonschema', 'tensorflow', 'keras'} & set(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "0 []"
+    assert nbformat.read(path, as_version=4).cells[2].outputs == []
+
+
+def test_read_refuses_other_formats(tmp_path):
+    path = tmp_path / "old.ipynb"
+    path.write_text('{"nbformat": 3, "metadata": {}, "worksheets": []}')
+    with pytest.raises(ValueError, match="format 4"):
+        notebooks.read(path)

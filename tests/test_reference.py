@@ -8,17 +8,16 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
-import dlcourse  # noqa: F401  (quiet TensorFlow import)
 from dlcourse import reference as R
 
 RNG = np.random.default_rng(1234)
 
-# The hand-worked example of FACTS.md ("Max unpooling").
-FACTS_X = np.array([[1, 2, 5, 3], [4, 0, 1, 6], [7, 8, 2, 2], [3, 9, 0, 1]])
-FACTS_POOLED = np.array([[4, 6], [9, 2]])
-FACTS_SWITCHES = np.array([[4, 7], [13, 10]])
-FACTS_VALUES = np.array([[10, 20], [30, 40]])
-FACTS_UNPOOLED = np.array([[0, 0, 0, 0], [10, 0, 0, 20], [0, 0, 40, 0], [0, 30, 0, 0]])
+# A max-unpooling example worked by hand (also the docstring example of max_pool_with_switches).
+HAND_X = np.array([[1, 2, 5, 3], [4, 0, 1, 6], [7, 8, 2, 2], [3, 9, 0, 1]])
+HAND_POOLED = np.array([[4, 6], [9, 2]])
+HAND_SWITCHES = np.array([[4, 7], [13, 10]])
+HAND_VALUES = np.array([[10, 20], [30, 40]])
+HAND_UNPOOLED = np.array([[0, 0, 0, 0], [10, 0, 0, 20], [0, 0, 40, 0], [0, 30, 0, 0]])
 
 
 def tf_max_pool_with_argmax(x, pool, strides, padding):
@@ -127,14 +126,14 @@ def test_transposed_convolution_with_fixed_kernels_is_unpooling():
 
 
 def test_max_pool_and_unpool_facts_example():
-    pooled, switches = R.max_pool_with_switches(FACTS_X, 2)
-    np.testing.assert_array_equal(pooled, FACTS_POOLED)
-    np.testing.assert_array_equal(switches, FACTS_SWITCHES)
-    np.testing.assert_array_equal(R.max_unpool(FACTS_VALUES, switches, (4, 4)), FACTS_UNPOOLED)
+    pooled, switches = R.max_pool_with_switches(HAND_X, 2)
+    np.testing.assert_array_equal(pooled, HAND_POOLED)
+    np.testing.assert_array_equal(switches, HAND_SWITCHES)
+    np.testing.assert_array_equal(R.max_unpool(HAND_VALUES, switches, (4, 4)), HAND_UNPOOLED)
     tf_pooled, tf_switches = tf_max_pool_with_argmax(
-        FACTS_X[None, :, :, None].astype("f4"), 2, 2, "valid"
+        HAND_X[None, :, :, None].astype("f4"), 2, 2, "valid"
     )
-    np.testing.assert_array_equal(tf_switches[0, :, :, 0], FACTS_SWITCHES)
+    np.testing.assert_array_equal(tf_switches[0, :, :, 0], HAND_SWITCHES)
 
 
 def _pool_inputs():

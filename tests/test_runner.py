@@ -144,3 +144,28 @@ def test_kernel_stderr_goes_to_a_log_and_a_dead_kernel_points_at_it(tmp_path, ca
     assert report["01_noisy"]["status"] == "passed"
     assert report["02_crash"]["error"]["ename"] == "DeadKernelError"
     assert str(out / "02_crash.kernel.log") in report["02_crash"]["error"]["evalue"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<!-- lesson-table:end -->\n<!-- lesson-table:start -->\n",  # out of order
+        "<!-- lesson-table:start -->\n<!-- lesson-table:start -->\n<!-- lesson-table:end -->\n",
+    ],
+)
+def test_update_readme_refuses_repeated_or_swapped_markers(tmp_path, text):
+    readme = tmp_path / "README.md"
+    readme.write_text(text)
+    with pytest.raises(ValueError, match="once each, in that order"):
+        runner.update_readme(readme, "| table |")
+    assert readme.read_text() == text
+
+
+def test_default_lessons_dir_is_the_repository_s(monkeypatch, tmp_path):
+    """Without ``$DLCOURSE_LESSONS_DIR`` an editable install finds the repository's lessons,
+    from any working directory."""
+    monkeypatch.delenv(runner.LESSONS_DIR_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    repo = Path(__file__).resolve().parents[1]
+    assert runner.default_lessons_dir() == repo / "lessons"
+    assert [lesson.number for lesson in runner.discover()][:2] == ["01", "02"]

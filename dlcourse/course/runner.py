@@ -22,6 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from dlcourse.course.readme import replace_block
 from dlcourse.course.results import RESULTS_FILE_ENV
 
 LESSONS_DIR_ENV = "DLCOURSE_LESSONS_DIR"
@@ -54,14 +55,14 @@ def default_lessons_dir() -> Path:
     """``$DLCOURSE_LESSONS_DIR``, else the repository's ``lessons/`` (editable install), else ./lessons."""
     if os.environ.get(LESSONS_DIR_ENV):
         return Path(os.environ[LESSONS_DIR_ENV])
-    repo_lessons = Path(__file__).resolve().parents[1] / "lessons"
+    repo_lessons = Path(__file__).resolve().parents[2] / "lessons"  # dlcourse/course/runner.py
     if repo_lessons.is_dir():
         return repo_lessons
     return Path.cwd() / "lessons"
 
 
 def _read_lesson(path: Path) -> Lesson:
-    import nbformat
+    from dlcourse.course.notebooks import read
 
     match = _LESSON_FILE.match(path.name)
     if not match:
@@ -69,8 +70,7 @@ def _read_lesson(path: Path) -> Lesson:
             f"Expected a lesson file named 'NN_slug.ipynb' (e.g. 01_image_classification.ipynb). "
             f"Received: {path.name}"
         )
-    nb = nbformat.read(path, as_version=4)
-    meta = nb.metadata.get("dlcourse", {})
+    meta = read(path)["metadata"].get("dlcourse", {})  # json, not nbformat: no jsonschema import
     title = meta.get("title") or match.group(2).replace("_", " ").capitalize()
     return Lesson(match.group(1), path.stem, title, meta.get("idea", ""), path)
 
@@ -309,13 +309,4 @@ def lesson_table(lessons: list[Lesson], report: dict) -> str:
 
 def update_readme(readme: str | Path, table: str) -> None:
     """Replace the text between the lesson-table markers of ``readme`` with ``table``."""
-    readme = Path(readme)
-    text = readme.read_text()
-    if README_START not in text or README_END not in text:
-        raise ValueError(
-            f"Expected {readme} to contain the markers {README_START} and {README_END}. "
-            "Received: a file without them"
-        )
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    readme.write_text(f"{head}{README_START}\n{table}\n{README_END}{tail}")
+    replace_block(readme, README_START, README_END, table)

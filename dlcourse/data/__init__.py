@@ -18,7 +18,16 @@ Scenes(n=8, image_size=(32, 32), classes=('circle', 'square', 'triangle'), objec
 """
 
 from dlcourse.data.collection import Scene, Scenes
-from dlcourse.data.masks import COLORMAP, colorize_mask, resize_mask, segmentation_names
+from dlcourse.data.masks import (
+    COLORMAP,
+    colorize_mask,
+    count_regions,
+    dilate,
+    outline_distance,
+    resize_mask,
+    segmentation_names,
+)
+from dlcourse.data.patches import sample_patches
 from dlcourse.data.pipelines import TASKS, make_dataset, task_arrays
 from dlcourse.data.scenes import MIN_CONTRAST, MIN_VISIBLE_PIXELS, make_scenes
 from dlcourse.data.shapes import CLASS_NAMES, MIN_OBJECT_SIZE, shape_template
@@ -33,9 +42,13 @@ __all__ = [
     "Scene",
     "Scenes",
     "colorize_mask",
+    "count_regions",
+    "dilate",
     "make_dataset",
     "make_scenes",
+    "outline_distance",
     "resize_mask",
+    "sample_patches",
     "segmentation_names",
     "shape_template",
     "task_arrays",

@@ -72,7 +72,7 @@ def paint_background(rng: np.random.Generator, image: np.ndarray, texture: bool)
     right[-1].reshape(width, 3)[:] = base
     # In row blocks small enough that OpenBLAS stays on one thread (it threads a product once
     # m * n * k reaches 65536 * 4): threads cost more than they save at this size, and on a busy
-    # machine they made 128×128 scenes 15x slower (measured).
+    # machine they are much slower (docs/MEASUREMENTS.md).
     flat = image.reshape(height, 3 * width)
     step = max(1, _SINGLE_THREAD_PRODUCT // right.size)
     for top in range(0, height, step):
@@ -83,9 +83,9 @@ def add_noise(rng: np.random.Generator, image: np.ndarray, std: float) -> None:
     """Zero-mean per-pixel noise of standard deviation `std`, bell-shaped (triangular).
 
     Each value is the sum of two uniform random bytes, taken straight from the bit generator's
-    raw 64-bit output (little-endian byte order on every platform). That costs 14 µs per 64×64
-    image against 105 µs for Gaussian samples (measured), and at this scale neither the eye nor
-    a model tells the two apart.
+    raw 64-bit output (little-endian byte order on every platform). That is several times cheaper
+    than Gaussian samples (docs/MEASUREMENTS.md), and at this scale neither the eye nor a model
+    tells the two apart.
     """
     size = image.size
     words = rng.bit_generator.random_raw((2 * size + 7) // 8)

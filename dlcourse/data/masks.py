@@ -183,3 +183,80 @@ def dilate(mask, radius: int) -> np.ndarray:
             out[tuple(lo)] |= src[tuple(hi)]
             out[tuple(hi)] |= src[tuple(lo)]
     return out
+
+
+def outline_distance(masks, max_radius: int) -> np.ndarray:
+    """Radius of the largest square window around each pixel that holds one class only.
+
+    Pixel ``(y, x)`` gets ``d`` when the ``(2d + 1) × (2d + 1)`` window centred on it contains no
+    pixel of another class (outside the image does not count), capped at ``max_radius``; a pixel
+    with a 4- or 8-neighbour of another class gets 0. Lesson 04 compares it with a network's
+    receptive field: a pixel whose window of the receptive field's size holds one class only
+    cannot see any outline.
+
+    Args:
+        masks: integer masks ``(N, H, W)``.
+        max_radius: non-negative int, the cap (and the farthest distance looked at).
+
+    Returns:
+        int32 ``(N, H, W)``.
+
+    Example:
+    >>> outline_distance(np.array([[[0, 0, 0, 0, 1]]]), 3)
+    array([[[3, 2, 1, 0, 0]]], dtype=int32)
+    """
+    if not isinstance(max_radius, int | np.integer) or max_radius < 0:
+        raise ValueError(
+            f"Expected a non-negative int max_radius. Received: max_radius={max_radius!r}"
+        )
+    masks = np.asarray(masks)
+    if masks.ndim != 3 or masks.dtype.kind not in "iub":
+        raise ValueError(
+            f"Expected integer masks (N, H, W). Received: dtype={masks.dtype}, shape={masks.shape}"
+        )
+    masks = masks.astype(np.int64)
+    n, h, w = masks.shape
+    r = int(max_radius)
+    padded = np.pad(masks, [(0, 0), (r, r), (r, r)], constant_values=-1)
+    distance = np.full(masks.shape, r, dtype=np.int32)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            other = padded[:, r + dy : r + dy + h, r + dx : r + dx + w]
+            differs = (other >= 0) & (other != masks)
+            distance = np.where(differs, np.minimum(distance, max(abs(dy), abs(dx)) - 1), distance)
+    return distance
+
+
+def count_regions(binary) -> np.ndarray:
+    """Number of 4-connected regions in each boolean mask of a batch.
+
+    Lesson 02 counts the objects a semantic mask seems to hold this way: touching instances of
+    one class merge into one region. Labels spread by repeated minimum over the 4-neighbours
+    until nothing changes (NumPy only).
+
+    Args:
+        binary: boolean masks ``(N, H, W)``.
+
+    Returns:
+        int ``(N,)``.
+
+    Example:
+    >>> count_regions(np.array([[[1, 1, 0, 1], [0, 0, 0, 1], [1, 0, 1, 1]]], dtype=bool))
+    array([3])
+    """
+    binary = np.asarray(binary)
+    if binary.dtype != bool or binary.ndim != 3:
+        raise ValueError(
+            "Expected boolean masks (N, H, W). "
+            f"Received: dtype={binary.dtype}, shape={binary.shape}"
+        )
+    index = np.arange(binary.size).reshape(binary.shape)
+    outside = binary.size
+    labels = np.where(binary, index, outside)
+    while True:
+        p = np.pad(labels, [(0, 0), (1, 1), (1, 1)], constant_values=outside)
+        neighbours = [p[:, :-2, 1:-1], p[:, 2:, 1:-1], p[:, 1:-1, :-2], p[:, 1:-1, 2:]]
+        smallest = np.where(binary, np.minimum.reduce([labels, *neighbours]), outside)
+        if np.array_equal(smallest, labels):
+            return (labels == index).sum(axis=(1, 2))
+        labels = smallest

@@ -20,6 +20,8 @@ import numbers
 
 import numpy as np
 
+from dlcourse.validate import positive_int
+
 TASKS = ("classification", "segmentation", "localization", "detection", "instance")
 """The tasks ``task_arrays`` and ``make_dataset`` know."""
 
@@ -118,14 +120,7 @@ def make_dataset(
     [(4, 32, 32, 3, 4, 32, 32), (2, 32, 32, 3, 2, 32, 32)]
     """
     _check_task(task)
-    if (
-        not isinstance(batch_size, numbers.Integral)
-        or isinstance(batch_size, bool)
-        or batch_size < 1
-    ):
-        raise ValueError(
-            f"Expected a positive integer batch_size. Received: batch_size={batch_size!r}"
-        )
+    positive_int(batch_size, "batch_size")
     if not isinstance(repeat, bool | numbers.Integral) or (
         not isinstance(repeat, bool) and repeat < 1
     ):

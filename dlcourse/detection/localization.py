@@ -46,7 +46,8 @@ __all__ = [
 ]
 
 BN_MOMENTUM = 0.9
-"""Keras's 0.99 leaves BatchNorm's moving statistics behind on short runs (FACTS.md)."""
+"""Keras's 0.99 leaves BatchNorm's moving statistics behind on short runs: after ``n`` updates a
+fraction ``momentum ** n`` of the initial statistics is left (0.37 after 100 steps at 0.99)."""
 
 BOX_LOSSES = ("l1", "huber", "iou", "giou")
 """The box regression losses ``box_loss`` knows."""
@@ -71,10 +72,10 @@ def build_backbone(
 ) -> keras.Model:
     """A small convolutional feature extractor: stages of (conv 3x3, BatchNorm, ReLU) x k + max-pool.
 
-    The defaults were measured on 64x64 single-object scenes: four stages leave a 4x4 map, so the
-    flattened features (1,024) keep coarse position without making the heads' dense layers
-    dominate the parameter count; two convolutions per stage recognise the shapes several times
-    faster than one (validation accuracy 0.93 vs 0.6 after 10 epochs of 1,200 scenes).
+    The defaults suit 64x64 single-object scenes: four stages leave a 4x4 map, so the flattened
+    features (1,024) keep coarse position without making the heads' dense layers dominate the
+    parameter count; two convolutions per stage recognise the shapes several times faster than
+    one (docs/MEASUREMENTS.md).
 
     Args:
         input_shape: ``(H, W, 3)``.
@@ -370,10 +371,9 @@ def compile_localizer(
         model: from ``build_localizer`` or ``build_separate_networks``.
         box_weight: the box loss's weight (the class loss has weight 1); ``>= 0``. The untrained
             Huber box loss is about 0.12 (errors are fractions of the image) against a
-            cross-entropy of ln 3 = 1.1. Measured on 1,200 single-object scenes, 10 epochs,
-            default model: weight 1 / 5 / 20 gave validation mean IoU 0.55 / 0.63 / 0.62
-            (share >= 0.5: 0.63 / 0.84 / 0.84) at the same accuracy (0.92-0.95); 20 finds the
-            box sooner but learns the class later.
+            cross-entropy of ln 3 = 1.1, so the box needs a weight well above 1 to count; a
+            large weight finds the box sooner but learns the class later (lesson 07 sweeps it;
+            the measurement behind the default: docs/MEASUREMENTS.md).
         learning_rate: Adam's learning rate.
         box_loss: one of ``BOX_LOSSES``.
         delta: the Huber threshold for ``box_loss="huber"``.

@@ -1,6 +1,6 @@
 """The sandbox a submission's kernel runs in: bubblewrap namespaces plus resource limits.
 
-What the student's code sees (measured set-up, see FACTS.md "A sandboxed kernel"):
+What the student's code sees (tested in ``tests/test_grading_sandbox.py``; docs/grading.md, "Isolation"):
 
 * the system's ``/usr`` (and ``/bin``, ``/lib*``), the interpreter, the virtual environment and the
   ``dlcourse`` package, all **read-only**; a minimal ``/etc`` (loader cache, a two-line passwd);

@@ -5,8 +5,8 @@
   metric, registered under ``dlcourse>``), :func:`boundary_f1`;
 - :mod:`~dlcourse.metrics.cost`: what a model costs: :func:`model_cost` (parameters,
   multiply-adds, activation memory);
-- :mod:`~dlcourse.metrics.timing`: how long it takes: :func:`best_seconds`,
-  :func:`measure_step_time`, :class:`StepTimer`.
+- :mod:`~dlcourse.metrics.timing`: how long it takes: :func:`time_call`,
+  :func:`best_seconds`, :func:`measure_step_time`, :class:`StepTimer`.
 
 Every name is re-exported here, so ``from dlcourse import metrics; metrics.mean_iou(...)`` works.
 """
@@ -20,11 +20,12 @@ from dlcourse.metrics.segmentation import (
     per_class_iou,
     pixel_accuracy,
 )
-from dlcourse.metrics.timing import StepTimer, measure_step_time
+from dlcourse.metrics.timing import StepTimer, best_seconds, measure_step_time, time_call
 
 __all__ = [
     "MeanIoU",
     "StepTimer",
+    "best_seconds",
     "boundary_f1",
     "confusion_matrix",
     "mean_iou",
@@ -32,4 +33,5 @@ __all__ = [
     "model_cost",
     "per_class_iou",
     "pixel_accuracy",
+    "time_call",
 ]

@@ -1,7 +1,10 @@
-"""Timing a training run: the median step of ``train_on_batch`` and a ``fit`` callback.
+"""How long things take: one home for the course's timers (lessons 03, 04, 06, 07; benchmarks).
 
-:func:`measure_step_time` times single steps on one batch (the model trains while it is timed);
-:class:`StepTimer` times every step and each epoch's training part of a real ``fit``.
+- :func:`time_call`: wall and processor seconds of one call;
+- :func:`best_seconds`: the fastest of repeated calls after a warm-up (the least disturbed by
+  other work on a shared machine);
+- :func:`measure_step_time`: the median training step of ``train_on_batch`` on one batch;
+- :class:`StepTimer`: a ``fit`` callback that times every step and each epoch's training part.
 """
 
 from __future__ import annotations
@@ -11,10 +14,65 @@ import time
 import numpy as np
 
 from dlcourse.quiet import import_keras
+from dlcourse.validate import positive_int
 
 keras = import_keras()
 
-__all__ = ["StepTimer", "measure_step_time"]
+__all__ = ["StepTimer", "best_seconds", "measure_step_time", "time_call"]
+
+
+def time_call(fn):
+    """Call ``fn()`` once: ``(result, wall seconds, processor seconds)``.
+
+    Processor seconds are the whole process's (all threads), so ``cpu / wall`` says how many
+    cores the call kept busy.
+
+    Example:
+    >>> result, wall, cpu = time_call(lambda: sum(range(1000)))
+    >>> result, wall >= 0, cpu >= 0
+    (499500, True, True)
+    """
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    return result, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def best_seconds(fn, repeats: int = 3, budget: float = 0.0, warmup: int = 1):
+    """Wall seconds of the fastest call of ``fn()``, and the last call's result.
+
+    ``fn`` is called ``warmup`` times untimed (tracing, caches), then timed at least ``repeats``
+    times and until the timed calls add up to ``budget`` seconds. The minimum is what the call
+    costs when nothing else gets in the way; on a shared machine the others only add.
+
+    Args:
+        fn: a function of no arguments.
+        repeats: positive int, the fewest timed calls.
+        budget: non-negative seconds the timed calls should add up to, at least.
+        warmup: non-negative int, untimed calls first.
+
+    Returns:
+        ``(seconds, result)``.
+
+    Example:
+    >>> seconds, result = best_seconds(lambda: sorted(range(100, 0, -1)), repeats=5)
+    >>> seconds > 0, result[:3]
+    (True, [1, 2, 3])
+    """
+    positive_int(repeats, "repeats")
+    if not budget >= 0 or isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(
+            "Expected budget >= 0 seconds and a non-negative int warmup. "
+            f"Received: budget={budget!r}, warmup={warmup!r}"
+        )
+    result = None
+    for _ in range(warmup):
+        result = fn()
+    times = []
+    while len(times) < repeats or sum(times) < budget:
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return min(times), result
 
 
 def measure_step_time(model, x, y, steps: int = 10, warmup: int = 2) -> float:

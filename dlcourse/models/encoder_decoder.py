@@ -106,7 +106,8 @@ def build_encoder_decoder(
         skips: concatenate each encoder level's features after the matching upsampling.
         batch_norm: BatchNormalization after every convolution (convolutions then have no bias).
         bn_momentum: 0.9 rather than Keras's 0.99: the moving statistics keep up on short
-            runs (see FACTS.md).
+            runs (after ``n`` updates a fraction ``momentum ** n`` of the initial statistics is
+            left: 0.37 after 100 steps at 0.99, 3e-5 at 0.9).
         up_kernel_size: kernel of ``transpose`` and ``resize_conv``.
         input_shape: ``(H, W, channels)``. Unknown ``H, W`` are fine; they must be multiples of
             ``2 ** (len(filters) - 1)`` except with ``"max_unpool"``, which restores any size.

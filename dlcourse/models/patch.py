@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from dlcourse.quiet import import_keras
+from dlcourse.validate import positive_int
 
 keras = import_keras()
 layers = keras.layers
@@ -247,8 +248,7 @@ def sliding_window_predict(patch_model, image, batch_size: int = 1024, padding: 
     ((12, 10, 4), 120, 3)
     """
     _check_padding(padding)
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"Expected a positive int batch_size. Received: batch_size={batch_size!r}")
+    positive_int(batch_size, "batch_size")
     size = _patch_size(patch_model)
     images = np.asarray(image, dtype="float32")
     single = images.ndim == 3

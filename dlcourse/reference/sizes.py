@@ -7,6 +7,8 @@ every padding, stride, dilation and ``output_padding`` it accepts (tested in
 
 from __future__ import annotations
 
+from dlcourse.validate import positive_int
+
 PADDINGS = ("valid", "same")
 
 
@@ -124,10 +126,7 @@ def conv_transpose_output_size(
 
 def _check_positive(**named):
     for name, value in named.items():
-        if not _is_int(value) or value < 1:
-            raise ValueError(
-                f"Expected `{name}` to be a positive integer. Received: {name}={value!r}"
-            )
+        positive_int(value, name)
 
 
 def _is_int(value) -> bool:

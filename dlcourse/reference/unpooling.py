@@ -80,7 +80,8 @@ def max_pool_with_switches(x, pool_size=2, strides=None, padding="valid"):
         ``(pooled, switches)``, both (Ho, Wo[, C]) (batch kept); ``switches`` are int64 flat
         indices ``(y * W + x) * C + c`` within one sample.
 
-    Example (the lecture's, FACTS.md "Max unpooling"):
+    Example (worked by hand; ``tests/test_reference.py`` checks the same numbers against
+    ``tf.nn.max_pool_with_argmax``):
         >>> x = np.array([[1, 2, 5, 3], [4, 0, 1, 6], [7, 8, 2, 2], [3, 9, 0, 1]])
         >>> pooled, switches = max_pool_with_switches(x, 2)
         >>> pooled

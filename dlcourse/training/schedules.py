@@ -16,14 +16,9 @@ from __future__ import annotations
 import math
 
 from dlcourse.quiet import import_keras
+from dlcourse.validate import positive_int
 
 keras = import_keras()
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"Expected {name} to be a positive int. Received: {name}={value!r}")
-    return value
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
@@ -32,7 +27,7 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     >>> steps_per_epoch(3000, 32)
     94
     """
-    return math.ceil(_positive_int(n, "n") / _positive_int(batch_size, "batch_size"))
+    return math.ceil(positive_int(n, "n") / positive_int(batch_size, "batch_size"))
 
 
 def warmup_cosine(peak_lr: float, total_steps: int, warmup_steps: int | None = None):
@@ -49,7 +44,7 @@ def warmup_cosine(peak_lr: float, total_steps: int, warmup_steps: int | None = N
     """
     if not isinstance(peak_lr, int | float) or isinstance(peak_lr, bool) or not peak_lr > 0:
         raise ValueError(f"Expected peak_lr to be a positive number. Received: {peak_lr!r}")
-    total_steps = _positive_int(total_steps, "total_steps")
+    total_steps = positive_int(total_steps, "total_steps")
     if warmup_steps is None:
         warmup_steps = total_steps // 10
     if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int):
