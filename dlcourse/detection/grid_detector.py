@@ -17,8 +17,8 @@ binary cross-entropy of the objectness on every cell, plus cross-entropy of the 
 no class or box to learn). :func:`split_grid_output` cuts the output back into its three parts for
 :func:`dlcourse.detection.grid_targets.decode_grid_predictions`.
 
-``GridDetectorLoss`` is registered as ``dlcourse>GridDetectorLoss``, so a saved model loads after
-``import dlcourse``.
+``GridDetectorLoss`` is registered as ``dlcourse>GridDetectorLoss``, so a saved model loads once
+:mod:`dlcourse.detection` is imported (or with ``dlcourse.load_model``).
 """
 
 from __future__ import annotations

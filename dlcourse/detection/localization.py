@@ -14,8 +14,9 @@ the same figures in NumPy. ``build_separate_networks`` is the alternative the le
 against: one whole network per task, twice the backbone cost.
 
 ``BoxLoss``, ``MeanBoxIoU`` and ``BoxIoUAbove`` are registered as ``dlcourse>...``: a saved ``.keras``
-localizer loads with ``keras.saving.load_model`` once this module is imported
-(``import dlcourse.detection.localization``; Keras itself imports only its own packages while loading).
+localizer loads with ``keras.saving.load_model`` once this module is imported (``import
+dlcourse.detection``; Keras itself imports only its own packages while loading), or with
+``dlcourse.load_model``.
 """
 
 from __future__ import annotations
