@@ -72,3 +72,25 @@ def test_load_model_registers_the_course_objects_in_a_fresh_process(tmp_path):
     control = subprocess.run([sys.executable, "-c", plain], capture_output=True, text=True)
     assert control.returncode != 0
     assert "dlcourse>" in control.stderr
+
+
+def test_a_saved_encoder_decoder_loads_where_only_the_models_were_imported(tmp_path):
+    """``training.experiments`` reloads cached models in a fresh process; it imports
+    ``dlcourse.models``, which must register the course layers those models use."""
+    import subprocess
+    import sys
+
+    from dlcourse.models import build_encoder_decoder
+
+    path = tmp_path / "max_unpool.keras"
+    build_encoder_decoder(3, upsampling="max_unpool", filters=(4, 8)).save(path)
+    code = (
+        "import keras\n"
+        "from dlcourse.training import experiments\n"
+        f"model = keras.models.load_model({str(path)!r})\n"
+        "print(sorted({type(layer).__name__ for layer in model.layers} & "
+        "{'MaxPoolingWithArgmax2D', 'MaxUnpooling2D'}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "['MaxPoolingWithArgmax2D', 'MaxUnpooling2D']"

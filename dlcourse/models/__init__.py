@@ -10,6 +10,7 @@ Every model outputs per-pixel softmax probabilities ``(N, H, W, C + 1)`` (the pa
 ``(N, C + 1)`` for the centre pixel) and trains with ``SparseCategoricalCrossentropy``.
 """
 
+import dlcourse.layers  # noqa: F401  (models built here use them: loading one needs them registered)
 from dlcourse.models.encoder_decoder import (
     DOWNSAMPLING_METHODS,
     UPSAMPLING_METHODS,
