@@ -13,8 +13,8 @@ Modules, in the order a submission meets them (docs/grading.md tells the whole w
 * ``grade``             the batch: workers, progress, ``grades.csv``, ``gradebook``;
 * ``check``             the student's own run of the visible checks; ``cli`` the commands.
 
-Needs the ``instructor`` extra (nbgrader). These modules import no TensorFlow of their own (``import
-dlcourse`` itself imports Keras). From Python:
+Needs the ``instructor`` extra (nbgrader). These modules import no TensorFlow (nor does ``import
+dlcourse``). From Python:
 ``dlcourse.grading.release.release(Course(dir), ["01"])``,
 ``dlcourse.grading.grade.grade(Course(dir), ["01"], workers=2)``,
 ``dlcourse.grading.check.check("01_image_classification.ipynb")``.
