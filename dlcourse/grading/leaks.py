@@ -5,11 +5,25 @@ A *secret line* is a line of a solution region or a hidden-test region of the in
 part of the notebook (markdown, visible code, the stubs), not even inside a longer line. ``release`` checks that no secret line, and no
 region delimiter, reaches the student version; ``grade`` withholds any feedback output that
 contains a hidden-test line (student code can read what the kernel runs and print it later).
+
+Feedback is searched in every decoding a student can undo without a key (``decodings``): the text
+as written, HTML entities and URL escapes undone, runs of base64 and hex decoded (the bytes of an
+embedded PNG or JPEG included, with a PNG's compressed chunks inflated), whitespace collapsed.
+*Hidden inputs* (``hidden_inputs``) are the literal values a hidden test feeds the student's code
+(strings, lists, tuples of constants): a copy of one in feedback is a leak too.
 """
 
 from __future__ import annotations
 
+import ast
+import base64
+import binascii
+import html
 import json
+import re
+import struct
+import urllib.parse
+import zlib
 from pathlib import Path
 
 from dlcourse.grading import nbformat_grading as fmt
@@ -53,6 +67,141 @@ def found_in(text: str, secrets: set[str]) -> list[str]:
     hits = [d for d in DELIMITERS if d in text]
     hits += sorted(s for s in secrets if s in text)
     return hits
+
+
+MIN_INPUT_CHARS = 8
+_BASE64_RUN = re.compile(r"(?:[A-Za-z0-9+/_-]\s*){16,}={0,2}")
+_HEX_RUN = re.compile(r"(?:[0-9a-fA-F]{2}){8,}")
+_MAX_DECODED = 8 * 2**20  # a PNG inflates to at most this much for the search
+
+
+def hidden_inputs(nb) -> set[str]:
+    """The literal values hidden tests feed the student's code, as text a leak would show.
+
+    Every string constant of at least ``MIN_INPUT_CHARS`` characters and every list, tuple, set
+    or dict of constants whose ``repr`` is that long, taken from the hidden-test regions with
+    ``ast`` (so ``"  ".join(words)`` of a hidden vocabulary is found through its words list).
+    Values that also occur in the public part of the notebook are left out.
+    """
+    public = _public_text(nb)
+    found: set[str] = set()
+    for cell in nb.cells:
+        if fmt.role(cell) != "test":
+            continue
+        for seg in fmt.split_hidden(cell.source):
+            if not seg.hidden:
+                continue
+            try:
+                tree = ast.parse(seg.code)
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                value = None
+                if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    value = node.value
+                elif isinstance(node, ast.List | ast.Tuple | ast.Set | ast.Dict):
+                    try:
+                        value = repr(ast.literal_eval(node))
+                    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                        continue
+                if value is None or len(value.strip()) < MIN_INPUT_CHARS:
+                    continue
+                if value not in public and repr(value) not in public:
+                    found.add(value.strip())
+                    if isinstance(node, ast.List | ast.Tuple):
+                        # the items joined as a program would print or join them
+                        items = [str(x) for x in ast.literal_eval(node)]
+                        for sep in (" ", ", ", "  ", "\n", ""):
+                            joined = sep.join(items)
+                            if len(joined) >= MIN_INPUT_CHARS and joined not in public:
+                                found.add(joined)
+    return found
+
+
+def _png_chunks(data: bytes) -> list[bytes]:
+    """The inflated IDAT stream and text chunks of a PNG (empty if ``data`` is no PNG)."""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return []
+    out, idat, pos = [], b"", 8
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IDAT":
+            idat += body
+        elif kind in (b"zTXt", b"iTXt"):
+            for start in range(len(body)):
+                try:
+                    out.append(zlib.decompressobj().decompress(body[start:], _MAX_DECODED))
+                    break
+                except zlib.error:
+                    continue
+    if idat:
+        try:
+            out.append(zlib.decompressobj().decompress(idat, _MAX_DECODED))
+        except zlib.error:
+            pass
+    return out
+
+
+def _from_bytes(data: bytes) -> list[str]:
+    texts = [data.decode("latin-1")]
+    try:
+        texts.append(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        pass
+    for inner in _png_chunks(data):
+        texts.append(inner.decode("latin-1"))
+        texts.append(inner.decode("utf-8", errors="ignore"))
+        # one text row per image row: the filter byte before each row splits nothing longer
+        texts.append(inner.replace(b"\x00", b"").decode("latin-1"))
+    return texts
+
+
+def decodings(text: str, depth: int = 3) -> list[str]:
+    """``text`` and what it says once decoded the ways a student can encode without a key."""
+    seen: dict[str, None] = {}
+    todo = [text]
+    for _ in range(depth):
+        new = []
+        for t in todo:
+            if t in seen:
+                continue
+            seen[t] = None
+            cands = [" ".join(t.split())]
+            if "&" in t:
+                cands.append(html.unescape(t))
+            if "%" in t or "+" in t:
+                cands.append(urllib.parse.unquote_plus(t))
+            if "\\" in t:
+                cands.append(t.encode("latin-1", "ignore").decode("unicode_escape", "ignore"))
+            for m in _BASE64_RUN.finditer(t):
+                run = re.sub(r"\s", "", m.group(0)).rstrip("=").replace("-", "+").replace("_", "/")
+                for shift in range(4):  # a copy that starts mid-way through a longer base64 run
+                    part = run[shift:]
+                    part = part[: len(part) - len(part) % 4]
+                    try:
+                        cands += _from_bytes(base64.b64decode(part))
+                    except (binascii.Error, ValueError):
+                        continue
+            for m in _HEX_RUN.finditer(t):
+                cands += _from_bytes(bytes.fromhex(m.group(0)))
+            new += [c for c in cands if c and c not in seen]
+        todo = new
+        if not todo:
+            break
+    return [*seen, *(t for t in todo if t not in seen)]
+
+
+def leaked(text: str, secrets: set[str]) -> list[str]:
+    """The secrets found in ``text`` in any of its ``decodings`` (whitespace-insensitive)."""
+    squeezed = {" ".join(s.split()): s for s in secrets}
+    hits: set[str] = set()
+    for t in decodings(text):
+        hits.update(found_in(t, secrets))
+        flat = " ".join(t.split())
+        hits.update(orig for sq, orig in squeezed.items() if sq and sq in flat)
+    return sorted(hits)
 
 
 def notebook_texts(nb) -> list[tuple[str, str]]:
