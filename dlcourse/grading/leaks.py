@@ -118,11 +118,25 @@ def hidden_inputs(nb) -> set[str]:
     return found
 
 
+_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-7]{1,3}|[nrt\\'\"])")
+
+
+def _unescape(m: re.Match) -> str:
+    """One Python string escape (``\\x41``, ``\\u0041``, ``\\101``, ``\\n``) undone."""
+    code = m.group(1)
+    simple = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", "'": "'", '"': '"'}
+    if code in simple:
+        return simple[code]
+    value = int(code[1:], 16) if code[0] in "xuU" else int(code, 8)
+    return chr(value) if value < 0x110000 else m.group(0)
+
+
 def _png_chunks(data: bytes) -> list[bytes]:
     """The inflated IDAT stream and text chunks of a PNG (empty if ``data`` is no PNG)."""
-    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+    start = data.find(b"\x89PNG\r\n\x1a\n")
+    if start < 0:
         return []
-    out, idat, pos = [], b"", 8
+    out, idat, pos = [], b"", start + 8
     while pos + 8 <= len(data):
         (length,) = struct.unpack(">I", data[pos : pos + 4])
         kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
@@ -144,8 +158,23 @@ def _png_chunks(data: bytes) -> list[bytes]:
     return out
 
 
+_ZLIB = re.compile(rb"\x78[\x01\x5e\x9c\xda]")
+
+
+def _inflated(data: bytes) -> list[bytes]:
+    """Every zlib stream in ``data`` (a compressed copy is no key), the first 32 tried."""
+    out = []
+    for m in list(_ZLIB.finditer(data))[:32]:
+        try:
+            out.append(zlib.decompressobj().decompress(data[m.start() :], _MAX_DECODED))
+        except zlib.error:
+            continue
+    return out
+
+
 def _from_bytes(data: bytes) -> list[str]:
     texts = [data.decode("latin-1")]
+    texts += [inner.decode("latin-1") for inner in _inflated(data) if inner]
     try:
         texts.append(data.decode("utf-8"))
     except UnicodeDecodeError:
@@ -169,12 +198,14 @@ def decodings(text: str, depth: int = 3) -> list[str]:
                 continue
             seen[t] = None
             cands = [" ".join(t.split())]
+            if "\x00" in t:  # UTF-16 and friends
+                cands.append(t.replace("\x00", ""))
             if "&" in t:
                 cands.append(html.unescape(t))
             if "%" in t or "+" in t:
                 cands.append(urllib.parse.unquote_plus(t))
             if "\\" in t:
-                cands.append(t.encode("latin-1", "ignore").decode("unicode_escape", "ignore"))
+                cands.append(_ESCAPE.sub(_unescape, t))
             for m in _BASE64_RUN.finditer(t):
                 run = re.sub(r"\s", "", m.group(0)).rstrip("=").replace("-", "+").replace("_", "/")
                 for shift in range(4):  # a copy that starts mid-way through a longer base64 run
@@ -194,13 +225,14 @@ def decodings(text: str, depth: int = 3) -> list[str]:
 
 
 def leaked(text: str, secrets: set[str]) -> list[str]:
-    """The secrets found in ``text`` in any of its ``decodings`` (whitespace-insensitive)."""
-    squeezed = {" ".join(s.split()): s for s in secrets}
+    """The secrets found in ``text`` in any of its ``decodings``, whitespace ignored (a line
+    printed in pieces, or wrapped, is still found)."""
+    bare = {"".join(s.split()): s for s in secrets}
     hits: set[str] = set()
     for t in decodings(text):
         hits.update(found_in(t, secrets))
-        flat = " ".join(t.split())
-        hits.update(orig for sq, orig in squeezed.items() if sq and sq in flat)
+        flat = "".join(t.split())
+        hits.update(orig for b, orig in bare.items() if b and b in flat)
     return sorted(hits)
 
 
