@@ -99,8 +99,9 @@ WITHHELD = "[output withheld: it contains text of a hidden test]\n"
 WITHHELD_ALL = "[outputs withheld: together they contain text of a hidden test]\n"
 
 
-def _output_text(output) -> str:
-    """What an output would show, as one string: its text, traceback and every data field."""
+def _output_text(output, *, metadata: bool = True) -> str:
+    """What an output would show, as one string: its text, traceback, every data field and
+    (``metadata``) its metadata."""
     parts = []
     for key in ("text", "ename", "evalue"):
         value = output.get(key)
@@ -108,7 +109,8 @@ def _output_text(output) -> str:
     parts += [str(x) for x in output.get("traceback", []) or []]
     for value in (output.get("data") or {}).values():
         parts.append("".join(value) if isinstance(value, list) else str(value))
-    parts.append(str(output.get("metadata", "")))
+    if metadata:
+        parts.append(str(output.get("metadata", "")))
     return "\n".join(parts)
 
 
@@ -144,7 +146,7 @@ def build(plan, run, tests: dict[int, dict], *, header: dict, hidden_secrets: se
                 out.append(_stream(WITHHELD, "stderr"))
             else:
                 out.append(_safe_output(o))
-                shown.append(text)
+                shown.append(_output_text(o, metadata=False))
         return out
 
     def quiet(text: str) -> str:
