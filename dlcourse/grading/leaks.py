@@ -110,8 +110,10 @@ def hidden_inputs(nb) -> set[str]:
                     found.add(value.strip())
                     if isinstance(node, ast.List | ast.Tuple):
                         # the items joined as a program would print or join them
-                        items = [str(x) for x in ast.literal_eval(node)]
-                        for sep in (" ", ", ", "  ", "\n", ""):
+                        values = ast.literal_eval(node)
+                        items = [str(x) for x in values]
+                        text_only = all(isinstance(x, str) for x in values)
+                        for sep in (" ", ", ", "  ", "\n", "") if text_only else (" ", ", "):
                             joined = sep.join(items)
                             if len(joined) >= MIN_INPUT_CHARS and joined not in public:
                                 found.add(joined)
