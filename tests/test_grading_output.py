@@ -8,6 +8,7 @@ walks the real path: ``release`` -> ``grade`` -> feedback files, grades.csv, gra
 from __future__ import annotations
 
 import base64
+import copy
 import csv
 import html
 import importlib.util
@@ -161,6 +162,27 @@ def test_hidden_inputs_are_the_literals_of_hidden_tests(source):
     assert "alpha Beta gamma DELTA eps" in inputs
     assert "hidden add check failed" in inputs
     assert not any("the cat" in i for i in inputs)  # the visible check's input is public
+
+
+def test_hidden_inputs_leave_out_names_shapes_and_messages():
+    """What any honest output shows (a layer type, a shape, a check's message) is no secret."""
+    hidden = (
+        "### BEGIN HIDDEN TESTS\n"
+        "assert type(layer).__name__ == 'BatchNormalization', f'expected a norm layer, got {layer}'\n"
+        "assert out.shape == (None, 8, 10, 4)\n"
+        "assert names == ('dense', 'dense_as_conv')\n"
+        "assert f([40.0, 40.0, 8.0, 8.0], 'a centre on the far edge')\n"
+        "### END HIDDEN TESTS"
+    )
+    cell = nbformat.v4.new_code_cell(
+        hidden, metadata={"nbgrader": {"grade": True, "grade_id": "t", "points": 1}}
+    )
+    nb = fmt.new_notebook([cell])
+    assert leaks.hidden_inputs(nb) == {
+        "('dense', 'dense_as_conv')",  # the tuple as written, not the names alone or joined
+        "[40.0, 40.0, 8.0, 8.0]",
+        "a centre on the far edge",
+    }
 
 
 def _png_with(text: bytes, kind: bytes) -> str:
@@ -395,3 +417,42 @@ def test_look_alike_and_formula_ids_stay_distinct_and_escaped(batch):
             assert gb.find_submission(LESSON, name).score == 6
     files = {p.parent.parent.name for p in course.feedback.rglob("*.html")}
     assert set(NAMES) <= files
+
+
+def test_a_check_message_that_echoes_a_hidden_test_is_withheld(source, secrets):
+    """The score table shows a failing check's message; one that quotes the hidden test (student
+    code raised it with stolen text) is replaced, and so is a reason that quotes it."""
+    from dlcourse.grading import merge
+    from dlcourse.grading.autograde import score_tests
+    from dlcourse.grading.execute import RunResult, SegmentResult
+
+    submission = copy.deepcopy(source)
+    for cell in submission.cells:
+        if fmt.role(cell) == "solution":
+            cell.source = fmt.stub_solution(cell.source)
+    plan = merge.build(source, submission, "all")
+    stolen = _hidden_cell(source)
+    results = {}
+    for i, step in enumerate(plan.steps):
+        if step.is_code and step.run:
+            results[i] = [SegmentResult([], "ok") for _ in step.segments or [None]]
+    words = next(i for i, s in enumerate(plan.steps) if s.grade_id == "ex-00-words-check")
+    error = nbformat.v4.new_output("error", ename="ValueError", evalue=stolen, traceback=[stolen])
+    results[words][0] = SegmentResult([error], "error", "ValueError", stolen)
+    run = RunResult(results, [], 1.0, 1)
+    tests = score_tests(plan, run)
+    assert stolen.splitlines()[0] in tests[words]["detail"]  # what would have been shown
+    header = {
+        "student": "s",
+        "assignment": LESSON,
+        "score": 4,
+        "max_score": 6,
+        "status": "graded",
+        "reasons": [f"cell 3: {stolen}"],
+    }
+    nb, withheld = feedback.build(plan, run, tests, header=header, hidden_secrets=secrets)
+    page = feedback.render(nb, header)
+    assert withheld
+    assert leaks.leaked(page, secrets) == []
+    assert page.count("message withheld") == 3  # the reason, the table row, the check's line
+    assert "output withheld" in page  # the traceback

@@ -22,7 +22,6 @@ import html
 import json
 import re
 import struct
-import urllib.parse
 import zlib
 from pathlib import Path
 
@@ -70,6 +69,8 @@ def found_in(text: str, secrets: set[str]) -> list[str]:
 
 
 MIN_INPUT_CHARS = 8
+MIN_CONTAINER_CHARS = 16
+_CODE_NAME = re.compile(r"[_\d]|[a-z][A-Z]")  # dense_as_conv, Conv2D, UpSampling2D
 _BASE64_RUN = re.compile(r"(?:[A-Za-z0-9+/_-]\s*){16,}={0,2}")
 _HEX_RUN = re.compile(r"(?:[0-9a-fA-F]{2}){8,}")
 _MAX_DECODED = 8 * 2**20  # a PNG inflates to at most this much for the search
@@ -78,10 +79,12 @@ _MAX_DECODED = 8 * 2**20  # a PNG inflates to at most this much for the search
 def hidden_inputs(nb) -> set[str]:
     """The literal values hidden tests feed the student's code, as text a leak would show.
 
-    Every string constant of at least ``MIN_INPUT_CHARS`` characters and every list, tuple, set
-    or dict of constants whose ``repr`` is that long, taken from the hidden-test regions with
-    ``ast`` (so ``"  ".join(words)`` of a hidden vocabulary is found through its words list).
-    Values that also occur in the public part of the notebook are left out.
+    Taken from the hidden-test regions with ``ast``: every string constant of at least
+    ``MIN_INPUT_CHARS`` characters (not the pieces of an f-string: those are messages; not a
+    bare name such as ``"BatchNormalization"``), every list, tuple, set or dict of constants whose
+    ``repr`` has at least ``MIN_CONTAINER_CHARS`` (not a flat tuple of ints: a shape), and the items of a list of
+    strings joined by spaces or commas (``"  ".join(words)`` of a hidden vocabulary). Values that
+    also occur in the public part of the notebook are left out.
     """
     public = _public_text(nb)
     found: set[str] = set()
@@ -95,32 +98,50 @@ def hidden_inputs(nb) -> set[str]:
                 tree = ast.parse(seg.code)
             except SyntaxError:
                 continue
+            in_fstring = {
+                id(part)
+                for node in ast.walk(tree)
+                if isinstance(node, ast.JoinedStr)
+                for part in node.values
+            }
             for node in ast.walk(tree):
-                value = None
+                values = None
                 if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                    value = node.value
+                    if id(node) in in_fstring or node.value.replace(".", "_").isidentifier():
+                        continue  # a message piece, or a name (a layer type) any output has
+                    value, least = node.value.strip(), MIN_INPUT_CHARS
                 elif isinstance(node, ast.List | ast.Tuple | ast.Set | ast.Dict):
                     try:
-                        value = repr(ast.literal_eval(node))
+                        values = ast.literal_eval(node)
                     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
                         continue
-                if value is None or len(value.strip()) < MIN_INPUT_CHARS:
+                    if isinstance(values, tuple | list) and all(
+                        x is None or type(x) is int for x in values
+                    ):
+                        continue  # a shape: (None, 8, 10, 4) is in any model summary
+                    value, least = repr(values), MIN_CONTAINER_CHARS
+                else:
                     continue
-                if value not in public and repr(value) not in public:
-                    found.add(value.strip())
-                    if isinstance(node, ast.List | ast.Tuple):
-                        # the items joined as a program would print or join them
-                        values = ast.literal_eval(node)
-                        items = [str(x) for x in values]
-                        text_only = all(isinstance(x, str) for x in values)
-                        for sep in (" ", ", ", "  ", "\n", "") if text_only else (" ", ", "):
-                            joined = sep.join(items)
-                            if len(joined) >= MIN_INPUT_CHARS and joined not in public:
-                                found.add(joined)
+                if len(value) < least or value in public:
+                    continue
+                found.add(value)
+                words = isinstance(values, list | tuple) and all(isinstance(x, str) for x in values)
+                if words and not any(_CODE_NAME.search(x) for x in values):  # not layer names
+                    for sep in (" ", ", "):  # whitespace is ignored when searching
+                        joined = sep.join(values)
+                        if len(joined) >= MIN_INPUT_CHARS and joined not in public:
+                            found.add(joined)
     return found
 
 
 _ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-7]{1,3}|[nrt\\'\"])")
+
+
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+
+
+def _unpercent(m: re.Match) -> str:
+    return chr(int(m.group(1), 16))
 
 
 def _unescape(m: re.Match) -> str:
@@ -204,8 +225,8 @@ def decodings(text: str, depth: int = 3) -> list[str]:
                 cands.append(t.replace("\x00", ""))
             if "&" in t:
                 cands.append(html.unescape(t))
-            if "%" in t or "+" in t:
-                cands.append(urllib.parse.unquote_plus(t))
+            if _PERCENT.search(t):  # URL-encoded (a regex: unquote is slow on binary text)
+                cands.append(_PERCENT.sub(_unpercent, t.replace("+", " ")))
             if "\\" in t:
                 cands.append(_ESCAPE.sub(_unescape, t))
             for m in _BASE64_RUN.finditer(t):
