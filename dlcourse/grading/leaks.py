@@ -195,24 +195,43 @@ def _inflated(data: bytes) -> list[bytes]:
     return out
 
 
-def _from_bytes(data: bytes) -> list[str]:
-    texts = [data.decode("latin-1")]
-    texts += [inner.decode("latin-1") for inner in _inflated(data) if inner]
+def _from_bytes(data: bytes) -> tuple[list[str], list[str]]:
+    """(texts to search as they are, texts to decode further) that ``data`` holds.
+
+    Only bytes that are UTF-8 text are decoded again (base64 of base64, of a URL-encoded text);
+    binary data (an image, its inflated pixel rows) is searched but not taken apart again, which
+    kept a 40 KB plot from costing seconds.
+    """
+    final = [data.decode("latin-1")]
+    again = [t for t in [_as_text(data)] if t]
+    for inner in _inflated(data) + _png_chunks(data):
+        final.append(inner.decode("latin-1"))
+        # one text row per image row: the filter byte before each row splits nothing longer
+        final.append(inner.replace(b"\x00", b"").decode("latin-1"))
+        again += [t for t in [_as_text(inner)] if t]
+    return final, again
+
+
+_PRINTABLE = frozenset(range(0x20, 0x7F)) | {9, 10, 13}
+
+
+def _as_text(data: bytes) -> str | None:
+    """``data`` as text if it is text: UTF-8, or nearly all printable ASCII (a misaligned
+    base64 decode starts with a few bytes of junk)."""
     try:
-        texts.append(data.decode("utf-8"))
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    for inner in _png_chunks(data):
-        texts.append(inner.decode("latin-1"))
-        texts.append(inner.decode("utf-8", errors="ignore"))
-        # one text row per image row: the filter byte before each row splits nothing longer
-        texts.append(inner.replace(b"\x00", b"").decode("latin-1"))
-    return texts
+    sample = data[:4096]
+    if sample and sum(b in _PRINTABLE for b in sample) >= 0.9 * len(sample):
+        return data.decode("latin-1")
+    return None
 
 
 def decodings(text: str, depth: int = 3) -> list[str]:
     """``text`` and what it says once decoded the ways a student can encode without a key."""
     seen: dict[str, None] = {}
+    searched: dict[str, None] = {}  # binary data as text: searched, not decoded again
     todo = [text]
     for _ in range(depth):
         new = []
@@ -235,16 +254,21 @@ def decodings(text: str, depth: int = 3) -> list[str]:
                     part = run[shift:]
                     part = part[: len(part) - len(part) % 4]
                     try:
-                        cands += _from_bytes(base64.b64decode(part))
+                        raw = base64.b64decode(part)
                     except (binascii.Error, ValueError):
                         continue
+                    final, again = _from_bytes(raw)
+                    searched.update(dict.fromkeys(final))
+                    cands += again
             for m in _HEX_RUN.finditer(t):
-                cands += _from_bytes(bytes.fromhex(m.group(0)))
+                final, again = _from_bytes(bytes.fromhex(m.group(0)))
+                searched.update(dict.fromkeys(final))
+                cands += again
             new += [c for c in cands if c and c not in seen]
         todo = new
         if not todo:
             break
-    return [*seen, *(t for t in todo if t not in seen)]
+    return [*seen, *(t for t in todo if t not in seen), *(t for t in searched if t not in seen)]
 
 
 def leaked(text: str, secrets: set[str]) -> list[str]:
