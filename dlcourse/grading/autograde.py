@@ -8,6 +8,7 @@ stderr does not fail a cell (TensorFlow and Keras warnings would zero correct an
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import shutil
 import tempfile
@@ -17,6 +18,7 @@ import nbformat
 
 from dlcourse.grading import feedback, leaks, merge
 from dlcourse.grading import nbformat_grading as fmt
+from dlcourse.grading.course import linked
 from dlcourse.grading.execute import Runner, RunResult
 from dlcourse.grading.sandbox import SandboxConfig
 
@@ -64,8 +66,9 @@ class Assignment:
     def __init__(self, name: str, source_paths: list[Path], release_dir: Path | None):
         self.name = name
         self.sources = {p.name: fmt.read_notebook(p) for p in source_paths}
-        self.hidden = {
-            n: leaks.secret_lines(nb, hidden_only=True) for n, nb in self.sources.items()
+        self.hidden = {  # lines and literal inputs of hidden tests: never in feedback
+            n: leaks.secret_lines(nb, hidden_only=True) | leaks.hidden_inputs(nb)
+            for n, nb in self.sources.items()
         }
         self.release_dir = release_dir
 
@@ -235,8 +238,9 @@ async def grade_notebook(
 
     if path is None:
         return zero("missing", f"{name}: no notebook submitted")
-    if path.is_symlink():
-        return zero("invalid", f"{name}: a symbolic link, not a file")
+    link = linked(path)
+    if link:
+        return zero("invalid", f"{name}: {link}")
     try:
         submission = fmt.read_notebook(path)
     except fmt.InvalidNotebook as e:
@@ -286,8 +290,9 @@ async def grade_notebook(
         "status": status,
         "reasons": reasons,
     }
-    fb, withheld = feedback.build(
-        plan, run, tests, header=header, hidden_secrets=assignment.hidden[name]
+    # the leak search decodes every output (~0.3 s a 40 KB plot): off the loop other kernels use
+    fb, withheld = await asyncio.to_thread(
+        feedback.build, plan, run, tests, header=header, hidden_secrets=assignment.hidden[name]
     )
     if withheld:
         reasons.append(
@@ -298,14 +303,14 @@ async def grade_notebook(
     graded_nb = autograded_notebook(plan, run, source.metadata)
 
     def write_files() -> None:
+        if outputs.get("feedback") and options.feedback:  # first: the student waits for it
+            dest = outputs["feedback"] / f"{stem}.html"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(feedback.render(fb, header), encoding="utf-8")
         if outputs.get("autograded"):
             dest = outputs["autograded"] / name
             dest.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(graded_nb, dest)
-        if outputs.get("feedback") and options.feedback:
-            dest = outputs["feedback"] / f"{stem}.html"
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_text(feedback.to_html(fb), encoding="utf-8")
 
     # Rendering HTML takes ~0.5 s: the batch does it on a thread while the next kernel runs.
     defer = outputs.get("defer")

@@ -19,9 +19,11 @@ like the lesson file, e.g. ``01_image_classification``) or one the instructor wr
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
 import shutil
+import unicodedata
 from pathlib import Path
 
 from dlcourse.grading.sandbox import package_dir
@@ -49,6 +51,51 @@ def safe_name(text: str) -> str:
     """A student or assignment id that is a harmless single path component."""
     name = STUDENT_ID.sub("_", text).strip("._-")
     return name[:80] or "unnamed"
+
+
+def student_id(text: str) -> str:
+    """``safe_name`` made one-to-one for ids it would merge: a name with any non-ASCII character
+    (``zoë``, its NFD form ``zoe\u0308``) keeps a short hash of its exact text, so it never
+    becomes the plain ``zoe`` (or ``zo``) of another student."""
+    name = safe_name(text)
+    if text.isascii():
+        return name
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{name[:71]}-{digest}"
+
+
+def id_key(student: str) -> str:
+    """What two ids look like to a person, a spreadsheet or a case-insensitive, normalising
+    file system (macOS, Windows): NFKC-normalised and case-folded."""
+    return unicodedata.normalize("NFKC", student).casefold()
+
+
+def look_alikes(students) -> dict[str, list[str]]:
+    """student -> the other ids that differ from it only in case or Unicode form."""
+    groups: dict[str, list[str]] = {}
+    for s in students:
+        groups.setdefault(id_key(s), []).append(s)
+    return {s: [o for o in g if o != s] for g in groups.values() if len(g) > 1 for s in g}
+
+
+def linked(path: Path) -> str | None:
+    """Why a submitted notebook is refused as a link, or None for an ordinary file.
+
+    ``path`` is ``submitted/<student>/<assignment>/<file>``: the file, its assignment folder and
+    its student folder must not be symbolic links, and the file must have one name only (a hard
+    link to the instructor's ``source/`` notebook or to ``/etc/passwd`` is the same file).
+    """
+    for level, what in ((path, "the file"), (path.parent, "its folder"),
+                        (path.parent.parent, "the student's folder")):  # fmt: skip
+        if level.is_symlink():
+            return f"{what} is a symbolic link, not a file (submit a copy of the notebook)"
+    try:
+        links = path.lstat().st_nlink
+    except OSError:
+        return None
+    if path.is_file() and links > 1:
+        return f"a hard link ({links} names for one file), not a copy of its own"
+    return None
 
 
 @dataclasses.dataclass
@@ -137,6 +184,7 @@ class Submission:
     student: str
     assignment: str
     folder: Path  # submitted/<student>/<assignment>
+    look_alikes: list[str] = dataclasses.field(default_factory=list)  # ids only case/form apart
 
 
 def find_submissions(course: Course, assignment: str) -> list[Submission]:
@@ -160,7 +208,9 @@ def collect(course: Course, folder: Path, assignments: list[str]) -> list[tuple[
     """
     moved = []
     for path in sorted(Path(folder).rglob("*.ipynb")):
-        if ".ipynb_checkpoints" in path.parts:
+        if ".ipynb_checkpoints" in path.parts or path.is_symlink():
+            continue
+        if path.stat().st_nlink > 1:
             continue
         stem = path.stem
         target = next((a for a in sorted(assignments, key=len, reverse=True) if a in stem), None)
@@ -173,14 +223,14 @@ def collect(course: Course, folder: Path, assignments: list[str]) -> list[tuple[
             continue
         rest = stem.replace(target, " ") if target in stem else stem
         rest = re.sub(r"(?i)\b(copy of|submission)\b", " ", rest).strip(" _-.()")
-        if re.search(r"[A-Za-z]", rest):
-            student = safe_name(rest)
+        if re.search(r"[^\W\d_]", rest):
+            student = student_id(rest)
         elif path.parent != Path(folder):
             # Moodle names a student's folder "Full Name_12345_assignsubmission_file_"
             parent = re.sub(r"_\d+_assignsubmission_\w*$", "", path.parent.name)
-            student = safe_name(parent)
+            student = student_id(parent)
         else:
-            student = safe_name(stem)
+            student = student_id(stem)
         notebooks = [p.name for p in course.notebooks(target)]
         name = notebooks[0] if len(notebooks) == 1 else path.name
         dest = course.submitted / student / target / name

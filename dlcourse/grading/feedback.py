@@ -3,13 +3,23 @@
 Built from the grading run, not from the autograded notebook (which holds the hidden tests):
 test cells show their visible part as released; the hidden part becomes one line, "hidden tests
 passed" or "hidden tests failed", with none of its code, output or traceback. Any output that
-contains a line of a hidden test (student code can read what the kernel runs) is withheld.
+contains a line or an input of a hidden test (student code can read what the kernel runs), in
+any of the encodings ``leaks.decodings`` undoes, is withheld; so is every output when the leak
+only shows once the outputs are put together.
+
+The HTML is rendered by nbconvert's ``basic`` template (the cells, no page, no scripts) and then
+passed through nh3 (the Ammonia sanitizer) with an allowlist (``sanitize``): no script, style,
+iframe, form, base or meta element, no event handler or ``style`` attribute, links only to
+``http(s)``/``mailto``/in-page anchors, images only as inline ``data:image/png|jpeg|gif;base64``
+(what the feedback embeds from outputs and pasted attachments; never a remote ``src`` or a
+``srcset``). The page around it (title, CSS) is the grader's own, with no URL in it.
 """
 
 from __future__ import annotations
 
 import copy
 import html
+import re
 import threading
 
 import nbformat
@@ -24,9 +34,8 @@ def _exporter():
     if not hasattr(_local, "exporter"):
         from nbconvert import HTMLExporter
 
-        # Safety comes from _safe_output / _safe_markdown instead of sanitize_html, which
-        # escapes whole rendered markdown cells (headings showed up as literal tags).
-        _local.exporter = HTMLExporter(template_name="classic")
+        # The cells only: the page around them is PAGE, and nh3 cleans the cells (sanitize).
+        _local.exporter = HTMLExporter(template_name="basic")
         _local.exporter.exclude_input_prompt = True
         _local.exporter.exclude_output_prompt = True
     return _local.exporter
@@ -54,6 +63,57 @@ def _safe_markdown(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+IMAGE_MIME = ("image/png", "image/jpeg", "image/gif")
+_BASE64 = re.compile(r"^[A-Za-z0-9+/=\s]+$")
+
+
+def _safe_attachments(cell, attachments) -> None:
+    """Keep a markdown cell's pasted raster images; point other ``attachment:`` links nowhere.
+
+    nbconvert looks every ``attachment:NAME`` up in the cell's attachments, and one that is
+    missing (or not an image) made the whole feedback fail to render.
+    """
+    kept = {}
+    if isinstance(attachments, dict):
+        for name, bundle in attachments.items():
+            if not isinstance(bundle, dict):
+                continue
+            for mime in IMAGE_MIME:
+                data = bundle.get(mime)
+                if isinstance(data, list):
+                    data = "".join(x for x in data if isinstance(x, str))
+                if isinstance(data, str) and _BASE64.match(data):
+                    kept[name] = {mime: data}
+                    break
+    if kept:
+        cell.attachments = nbformat.from_dict(kept)
+
+    def inert(m):
+        name = m.group(1)
+        return m.group(0) if name in kept else "#attachment-not-shown"
+
+    cell.source = re.sub(r"attachment:([^\s)\]\"'>]*)", inert, cell.source)
+
+
+WITHHELD = "[output withheld: it contains text of a hidden test]\n"
+WITHHELD_ALL = "[outputs withheld: together they contain text of a hidden test]\n"
+
+
+def _output_text(output, *, metadata: bool = True) -> str:
+    """What an output would show, as one string: its text, traceback, every data field and
+    (``metadata``) its metadata."""
+    parts = []
+    for key in ("text", "ename", "evalue"):
+        value = output.get(key)
+        parts.append("".join(value) if isinstance(value, list) else str(value or ""))
+    parts += [str(x) for x in output.get("traceback", []) or []]
+    for value in (output.get("data") or {}).values():
+        parts.append("".join(value) if isinstance(value, list) else str(value))
+    if metadata:
+        parts.append(str(output.get("metadata", "")))
+    return "\n".join(parts)
+
+
 def _stream(text: str, name: str = "stdout"):
     return nbformat.v4.new_output("stream", name=name, text=text)
 
@@ -74,19 +134,31 @@ def build(plan, run, tests: dict[int, dict], *, header: dict, hidden_secrets: se
     """
     withheld = False
 
+    shown: list[str] = []  # the text of every output kept, in order (a leak split across them)
+
     def clean(outputs):
         nonlocal withheld
         out = []
         for o in outputs:
-            text = str(o)
-            if leaks.found_in(text, hidden_secrets):
+            text = _output_text(o)
+            if leaks.leaked(text, hidden_secrets):
                 withheld = True
-                out.append(
-                    _stream("[output withheld: it contains text of a hidden test]\n", "stderr")
-                )
+                out.append(_stream(WITHHELD, "stderr"))
             else:
                 out.append(_safe_output(o))
+                shown.append(_output_text(o, metadata=False))
         return out
+
+    def quiet(text: str) -> str:
+        """A message shown in the summary (an error's text) unless it leaks a hidden test."""
+        nonlocal withheld
+        if text and leaks.leaked(text, hidden_secrets):
+            withheld = True
+            return "[message withheld: it contains text of a hidden test]"
+        return text
+
+    tests = {i: {**t, "detail": quiet(t["detail"])} for i, t in tests.items()}
+    header = {**header, "reasons": [quiet(r) for r in header.get("reasons", [])]}
 
     cells = [nbformat.v4.new_markdown_cell(_summary(header, plan, tests))]
     results = run.results if run is not None else {}
@@ -97,6 +169,8 @@ def build(plan, run, tests: dict[int, dict], *, header: dict, hidden_secrets: se
             cell.source = step.cell.source
             if step.origin != "source":
                 cell.source = _safe_markdown(cell.source)
+            if cell.cell_type == "markdown":
+                _safe_attachments(cell, step.cell.get("attachments"))
             cells.append(cell)
             continue
         if not step.run:
@@ -141,6 +215,12 @@ def build(plan, run, tests: dict[int, dict], *, header: dict, hidden_secrets: se
                 )
         cell.outputs = outputs
         cells.append(cell)
+    if shown and leaks.leaked("".join(shown), hidden_secrets):
+        # each output alone was clean, together they spell a hidden test: show none of them
+        withheld = True
+        for cell in cells:
+            if cell.cell_type == "code" and cell.outputs:
+                cell.outputs = [_stream(WITHHELD_ALL, "stderr")]
     nb = fmt.new_notebook(cells)
     nb.metadata = {
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
@@ -177,6 +257,102 @@ def _summary(header: dict, plan, tests: dict[int, dict]) -> str:
     return "\n".join(lines)
 
 
-def to_html(nb) -> str:
+ALLOWED_TAGS = {
+    "a", "b", "blockquote", "br", "code", "dd", "del", "details", "div", "dl", "dt", "em",
+    "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "kbd", "li", "ol", "p", "pre", "q",
+    "s", "samp", "small", "span", "strong", "sub", "summary", "sup", "table", "tbody", "td",
+    "tfoot", "th", "thead", "tr", "u", "ul", "var",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {
+    "*": {"class", "id", "title"},
+    "a": {"href"},
+    "img": {"src", "alt", "width", "height"},
+    "td": {"align", "colspan", "rowspan"},
+    "th": {"align", "colspan", "rowspan"},
+    "ol": {"start"},
+}
+_DATA_IMAGE = re.compile(r"^data:image/(png|jpeg|gif);base64,[A-Za-z0-9+/=\s]+$")
+_LINK = re.compile(r"^(https?://|mailto:|#)", re.IGNORECASE)
+
+
+def _attribute(element: str, attribute: str, value: str) -> str | None:
+    """nh3's attribute filter: which URL each attribute may hold, digits-only sizes."""
+    if element == "img" and attribute == "src":
+        return value if _DATA_IMAGE.match(value) else None
+    if attribute == "href":
+        return value if _LINK.match(value.strip()) else None
+    if attribute in ("width", "height", "colspan", "rowspan", "start"):
+        return value if value.isdigit() and len(value) <= 5 else None
+    if attribute in ("class", "id"):
+        return value if re.fullmatch(r"[\w\- ]{0,200}", value) else None
+    return value
+
+
+def sanitize(fragment: str) -> str:
+    """``fragment`` with only allowlisted elements, attributes and URLs (see the module doc)."""
+    import nh3
+
+    return nh3.clean(
+        fragment,
+        tags=ALLOWED_TAGS,
+        clean_content_tags={"script", "style", "iframe", "object", "embed", "template", "svg"},
+        attributes=ALLOWED_ATTRIBUTES,
+        attribute_filter=_attribute,
+        url_schemes={"http", "https", "mailto", "data"},  # data: only for img, see _attribute
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+    )
+
+
+def _css() -> str:
+    if not hasattr(_local, "css"):
+        from pygments.formatters import HtmlFormatter
+
+        _local.css = PAGE_CSS + HtmlFormatter(style="default").get_style_defs(".highlight")
+    return _local.css
+
+
+PAGE_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
+       line-height: 1.45; color: #222; }
+pre, code { font-family: ui-monospace, monospace; font-size: 0.9em; }
+.jp-InputArea pre, .input_area pre { background: #f5f5f5; padding: 0.5em; overflow-x: auto; }
+.jp-OutputArea pre, .output_area pre { padding: 0.25em 0.5em; overflow-x: auto; }
+.jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"], .output_stderr { background: #fdd; }
+table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: 0.2em 0.6em; }
+img { max-width: 100%; height: auto; }
+"""
+PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
+<meta name="referrer" content="no-referrer">
+<title>{title}</title>
+<style>{css}</style>
+</head>
+<body>
+{body}
+</body>
+</html>
+"""
+
+
+def render(nb, header: dict) -> str:
+    """``to_html``, or the score summary alone with a note if the notebook cannot be rendered
+    (the student always gets a feedback file)."""
+    title = f"Feedback: {header['assignment']} ({header['student']})"
+    try:
+        return to_html(nb, title)
+    except Exception as e:  # a cell nbconvert cannot render must not cost the whole file
+        note = nbformat.v4.new_markdown_cell(
+            f"*The graded notebook could not be shown here ({html.escape(type(e).__name__)});"
+            " the scores above are complete.*"
+        )
+        return to_html(fmt.new_notebook([copy.deepcopy(nb.cells[0]), note]), title)
+
+
+def to_html(nb, title: str = "Feedback") -> str:
+    """The feedback page: sanitized cells in the grader's own page (CSS, a strict CSP)."""
     body, _ = _exporter().from_notebook_node(nb)
-    return body
+    return PAGE.format(title=html.escape(title), css=_css(), body=sanitize(body))

@@ -20,7 +20,14 @@ from pathlib import Path
 
 from dlcourse.grading import autograde
 from dlcourse.grading.autograde import Assignment, NotebookGrade, Options, worst
-from dlcourse.grading.course import Course, Submission, collect, find_submissions, lessons_dir
+from dlcourse.grading.course import (
+    Course,
+    Submission,
+    collect,
+    find_submissions,
+    lessons_dir,
+    look_alikes,
+)
 from dlcourse.grading.sandbox import (
     Limits,
     SandboxConfig,
@@ -30,6 +37,13 @@ from dlcourse.grading.sandbox import (
 )
 
 COLUMNS = ["student", "lesson", "score", "max_score", "status", "reason"]
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(text: str) -> str:
+    """A text field a spreadsheet shows as text: one that starts like a formula (``=``, ``+``,
+    ``-``, ``@``, tab, carriage return) gets a leading ``'`` (OWASP's rule for CSV injection)."""
+    return "'" + text if text.startswith(FORMULA_START) else text
 
 
 @dataclasses.dataclass
@@ -45,12 +59,12 @@ class Row:
 
     def csv(self) -> dict:
         return {
-            "student": self.student,
-            "lesson": self.lesson,
+            "student": csv_cell(self.student),
+            "lesson": csv_cell(self.lesson),
             "score": f"{self.score:g}",
             "max_score": f"{self.max_score:g}",
             "status": self.status,
-            "reason": self.reason,
+            "reason": csv_cell(self.reason),
         }
 
 
@@ -102,12 +116,19 @@ async def grade_submission(
                 )
             )
     reasons = [r for g in grades for r in g.reasons]
+    status = worst(g.status for g in grades)
+    if sub.look_alikes:
+        reasons.append(
+            f"student id {sub.student!r} differs from {', '.join(map(repr, sub.look_alikes))} "
+            "only in case or Unicode form: graded apart, check they are different students"
+        )
+        status = worst([status, "flagged"])
     return Row(
         sub.student,
         sub.assignment,
         sum(g.score for g in grades),
         sum(g.max_score for g in grades),
-        worst(g.status for g in grades),
+        status,
         "; ".join(reasons),
         time.monotonic() - start,
         grades,
@@ -168,7 +189,7 @@ def write_csv(course: Course, rows: list[Row]) -> None:
     keep = []
     if course.grades_csv.exists():
         with course.grades_csv.open(newline="", encoding="utf-8") as f:
-            graded = {(r.student, r.lesson) for r in rows}
+            graded = {(csv_cell(r.student), csv_cell(r.lesson)) for r in rows}
             keep = [
                 r for r in csv.DictReader(f) if (r.get("student"), r.get("lesson")) not in graded
             ]
@@ -204,7 +225,7 @@ def grade(
         SandboxUnavailable: no working sandbox and ``allow_unsandboxed`` is False.
         LookupError: a name matches no lesson or assignment.
     """
-    from dlcourse.grading.release import release
+    from dlcourse.grading.release import refuse_autotests, release
 
     course.init()
     # use_sandbox=False is for measuring the sandbox's cost, not for grading students
@@ -216,6 +237,7 @@ def grade(
         if downloads is not None:
             wanted = wanted or course.assignments()
     for name in wanted:
+        refuse_autotests(course, name)
         if not (course.release_dir / name).is_dir():
             for r in release(course, [name]):
                 for problem in r.problems:
@@ -230,6 +252,9 @@ def grade(
     options = Options(sandbox=sandbox, timeout=timeout, budget=budget, mode=mode, feedback=feedback)
     assignments = {a: Assignment(a, course.notebooks(a), course.release_dir / a) for a in wanted}
     jobs = [s for a in wanted for s in find_submissions(course, a)]
+    alike = look_alikes({s.student for s in jobs})
+    for s in jobs:
+        s.look_alikes = sorted(alike.get(s.student, []))
     rows = asyncio.run(_run(jobs, course, assignments, options, workers, progress))
     write_csv(course, rows)
     if gradebook and rows:

@@ -76,6 +76,9 @@ def read_notebook(path: Path | str) -> nbformat.NotebookNode:
             new = nbformat.v4.new_code_cell(source, metadata=meta)
         elif cell["cell_type"] == "markdown":
             new = nbformat.v4.new_markdown_cell(source, metadata=meta)
+            attachments = _attachments(cell.get("attachments"))
+            if attachments:  # a pasted image: kept (feedback shows raster ones)
+                new.attachments = attachments
         else:
             new = nbformat.v4.new_raw_cell(source, metadata=meta)
         new.pop("id", None)
@@ -86,6 +89,36 @@ def read_notebook(path: Path | str) -> nbformat.NotebookNode:
     meta = data.get("metadata")
     nb.metadata = nbformat.from_dict(meta if isinstance(meta, dict) else {})
     return nb
+
+
+def _attachments(value) -> dict:
+    """A cell's attachments in nbformat's shape ({name: {mime: text}}); anything else dropped."""
+    out = {}
+    if isinstance(value, dict):
+        for name, bundle in value.items():
+            if not (isinstance(name, str) and isinstance(bundle, dict)):
+                continue
+            kept = {}
+            for mime, data in bundle.items():
+                if isinstance(data, list) and all(isinstance(x, str) for x in data):
+                    data = "".join(data)
+                if isinstance(mime, str) and isinstance(data, str):
+                    kept[mime] = data
+            if kept:
+                out[name] = kept
+    return nbformat.from_dict(out)
+
+
+AUTOTEST = re.compile(r"^\s*#+\s*(HASHED\s+)?AUTOTEST\b", re.MULTILINE)
+
+
+def autotest_cells(nb) -> list[str]:
+    """The cells (grade_id, else "cell N") that use nbgrader's ``### AUTOTEST`` directives."""
+    return [
+        (nbgrader_meta(c) or {}).get("grade_id") or f"cell {i + 1}"
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and AUTOTEST.search(c.source)
+    ]
 
 
 def new_notebook(cells) -> nbformat.NotebookNode:

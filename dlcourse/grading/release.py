@@ -70,6 +70,34 @@ def nbgrader_api(course: Course):
     return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
 
 
+class UnsupportedAssignment(LookupError):
+    """An assignment this grader would score wrongly; the message says why and what to do."""
+
+
+def autotest_problem(course: Course, name: str) -> str | None:
+    """Why ``name`` cannot be graded here because it uses nbgrader's AUTOTEST, or None."""
+    for path in course.notebooks(name):
+        cells = fmt.autotest_cells(fmt.read_notebook(path))
+        if cells:
+            return (
+                f"{path.name}: {', '.join(cells)} use nbgrader's ### AUTOTEST / ### HASHED "
+                "AUTOTEST, which dlcourse does not expand (every submission would pass them). "
+                "Write those tests out as asserts in the source cell (BEGIN/END HIDDEN TESTS "
+                "for hidden ones), or run `nbgrader generate_assignment` with its autotests.yml "
+                "and put the generated test code into source/ instead of the AUTOTEST lines"
+            )
+    return None
+
+
+def refuse_autotests(course: Course, name: str) -> None:
+    """Raises:
+    UnsupportedAssignment: ``name`` uses AUTOTEST (see ``autotest_problem``).
+    """
+    problem = autotest_problem(course, name)
+    if problem:
+        raise UnsupportedAssignment(f"{name}: {problem}")
+
+
 def release(course: Course, names: list[str] | None = None) -> list[Released]:
     """Generate the student versions of ``names`` (default: every lesson and assignment).
 
@@ -85,8 +113,12 @@ def release(course: Course, names: list[str] | None = None) -> list[Released]:
     api = nbgrader_api(course)
     out = []
     for name in assignments:
-        result = api.generate_assignment(name, force=True, create=True)
         folder = course.release_dir / name
+        autotest = autotest_problem(course, name)
+        if autotest:  # not released: a student version would promise tests nobody runs
+            out.append(Released(name, folder, [], [autotest]))
+            continue
+        result = api.generate_assignment(name, force=True, create=True)
         problems = []
         if not result.get("success"):
             error = (result.get("error") or result.get("log") or "").strip().splitlines()
