@@ -124,9 +124,11 @@ def match_detections(
 ) -> np.ndarray:
     """Which detections of one class in one image are true positives (the COCO rule).
 
-    Detections are taken by descending score; each takes the still-unmatched true box it overlaps
-    most, if that IoU is at least ``iou_threshold``, and is a false positive otherwise (a second
-    detection of an object already found is one).
+    Detections are taken by descending score (equal scores in their given order); each takes the
+    still-unmatched true box it overlaps most, if that IoU is at least ``iou_threshold``, and is a
+    false positive otherwise (a second detection of an object already found is one). A detection
+    overlapping two free true boxes by exactly the same IoU takes the **last** of them, as
+    pycocotools' ``COCOeval.evaluateImg`` does (it replaces its candidate on an equal IoU).
 
     Args:
         pred_boxes: ``(N, 4)`` detected boxes; pred_scores: ``(N,)``.
@@ -166,7 +168,7 @@ def match_indices(
     free = np.ones(len(true), dtype=bool)
     for i in _by_score(scores):
         candidates = np.where(free, iou[i], -1.0)
-        j = int(np.argmax(candidates))
+        j = len(candidates) - 1 - int(np.argmax(candidates[::-1]))  # ties: the last, as COCO
         if candidates[j] >= iou_threshold:
             matched[i], free[j] = j, False
     return matched
