@@ -5,8 +5,8 @@ best-scoring box of each cluster (:func:`non_max_suppression`, the same rule as
 ``tf.image.non_max_suppression``, tested against it). Detections are then judged against the true
 objects: a detection is a **true positive** when it overlaps a true box of its class that no
 higher-scoring detection took, by IoU at least ``iou_threshold`` (:func:`match_detections`, the
-COCO rule: the best still-unmatched true box wins; a second detection of the same object is a
-false positive). Sorting all detections of a class by score gives a precision–recall curve, and
+COCO rule: the best still-unmatched true box wins, the last one on an exact tie as in pycocotools;
+a second detection of the same object is a false positive). Sorting all detections of a class by score gives a precision–recall curve, and
 **average precision** is the area under its upper envelope (:func:`average_precision`,
 all-point interpolation, PASCAL VOC 2010 onwards). **mAP** is the mean over the classes
 (:func:`mean_average_precision`); mAP@0.5 is the lectures' figure.
