@@ -144,3 +144,12 @@ def test_kernel_stderr_goes_to_a_log_and_a_dead_kernel_points_at_it(tmp_path, ca
     assert report["01_noisy"]["status"] == "passed"
     assert report["02_crash"]["error"]["ename"] == "DeadKernelError"
     assert str(out / "02_crash.kernel.log") in report["02_crash"]["error"]["evalue"]
+
+
+@pytest.mark.parametrize(("value", "expected"), [("true", True), ("off", False)])
+def test_run_records_fast_as_the_lessons_read_it(tmp_path, monkeypatch, value, expected):
+    # DLCOURSE_FAST=true ran the lessons FAST but was recorded as "fast": false (two parsers)
+    monkeypatch.setenv("DLCOURSE_FAST", value)
+    report = runner.run(runner.select(["1"], FIXTURES), tmp_path, progress=False)
+    assert report["lessons"]["01_good_lesson"]["figures"]["fast"] is expected
+    assert report["environment"]["fast"] is expected
