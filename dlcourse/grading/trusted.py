@@ -1,0 +1,365 @@
+"""Grade test cells in a trusted interpreter that exchanges only data with the student's kernel.
+
+A check that runs in the student's kernel trusts everything the student's code could have
+replaced: builtins, NumPy, the check module, IPython's hooks. So the verdict of a test cell is
+taken elsewhere: ``_trusted.py`` runs the source's setup cells and the test cell in a second
+sandboxed interpreter that never runs student code. Each time the test calls one of the
+student's functions, the call is sent to the student's kernel with its arguments as plain data,
+and the result comes back as plain data (``_trusted`` says what crosses). What a test asserts is
+therefore evaluated with the instructor's references only; the student's code can influence the
+verdict only through the values its functions return, which is what is being graded.
+
+Order, per test cell:
+
+1. the trusted run (visible and hidden segments); its outputs are what feedback shows and its
+   verdict is the score. Hidden tests never run in the student's kernel, so student code can
+   neither see their code nor harvest their expected values;
+2. the visible segments run in the student's kernel too, as before. A visible check that passes
+   there but fails in the trusted run means the student's code changed what the check relies on:
+   0 points for that test and an ``Event("tamper")`` (status ``needs_review``, with the reason).
+
+A test cell whose arguments cannot cross as data (Keras tensors, models) is evaluated in the
+student's kernel as before, and the report says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+
+from dlcourse.grading import _trusted
+from dlcourse.grading.kernel import kernel_env, new_runtime
+
+SCRIPT = Path(_trusted.__file__)
+MARK = "\x1edlcourse-rpc "
+MAX_LINE = 64 * 2**20
+
+_SERVE = '''
+def _normal(value, depth=0):
+    """The student's answer as plain data: exact NumPy arrays, tensors converted."""
+    np = sys.modules.get("numpy")
+    t = type(value)
+    if depth > MAX_DEPTH:
+        return value
+    if t in (list, tuple):
+        return t(_normal(v, depth + 1) for v in value)
+    if t is dict:
+        return {_normal(k, depth + 1): _normal(v, depth + 1) for k, v in value.items()}
+    if np is not None and isinstance(value, np.ndarray) and t is not np.ndarray:
+        return np.array(value, subok=False)
+    root = t.__module__.split(".")[0]
+    if np is not None and root in ("tensorflow", "keras", "jax", "torch"):
+        try:
+            return np.asarray(value)
+        except Exception:
+            return value
+    return value
+
+
+def serve(ns, request):
+    req = json.loads(request)
+    name = req["name"]
+    if name not in ns:
+        return json.dumps({"kind": "absent"})
+    obj = ns[name]
+    if req["op"] == "lookup":
+        if callable(obj):
+            return json.dumps({"kind": "callable"})
+        try:
+            return json.dumps({"kind": "value", "value": encode(_normal(obj))})
+        except NotData as e:
+            return json.dumps({"kind": "other", "detail": str(e)})
+    args, kwargs = decode(req["args"]), decode(req["kwargs"])
+    try:
+        result = obj(*args, **kwargs)
+    except Exception as e:
+        return json.dumps({"kind": "raised", "ename": type(e).__name__, "evalue": str(e)[:2000]})
+    try:
+        return json.dumps({"kind": "value", "value": encode(_normal(result))})
+    except NotData as e:
+        return json.dumps({"kind": "notdata", "detail": str(e)})
+'''
+
+# The student's side: the same codec, sent with every request (nothing to find in the kernel).
+STUDENT_CODEC = "\n".join(
+    [
+        "import base64, io, json, sys",
+        f"MAX_DEPTH = {_trusted.MAX_DEPTH}",
+        inspect.getsource(_trusted.NotData),
+        inspect.getsource(_trusted._np),
+        inspect.getsource(_trusted.encode),
+        inspect.getsource(_trusted.decode),
+        _SERVE,
+    ]
+)
+
+
+def student_request(msg: dict) -> str:
+    """Code for the student's kernel that answers one ``call``/``lookup`` on its stdout."""
+    request = json.dumps({k: msg[k] for k in ("op", "name", "args", "kwargs") if k in msg})
+    return (
+        "def __dlcourse_rpc__(ns, request):\n"
+        "    scope = {'__name__': 'dlcourse_rpc'}\n"
+        f"    exec({STUDENT_CODEC!r}, scope)\n"
+        "    return scope['serve'](ns, request)\n"
+        f"print({chr(10) + MARK!r} + __dlcourse_rpc__(globals(), {request!r}))\n"
+        "del __dlcourse_rpc__\n"
+    )
+
+
+def read_reply(outputs) -> dict:
+    """The student's side's answer in a call's outputs (the last marked line)."""
+    text = "".join(
+        o.get("text", "") if isinstance(o.get("text", ""), str) else "".join(o["text"])
+        for o in outputs
+        if o.get("output_type") == "stream" and o.get("name") == "stdout"
+    )
+    at = text.rfind("\n" + MARK)
+    if at < 0:
+        return {"kind": "failed", "detail": "the student's kernel sent no answer"}
+    line = text[at + 1 + len(MARK) :].split("\n", 1)[0]
+    try:
+        reply = json.loads(line)
+    except ValueError:
+        return {"kind": "failed", "detail": "the student's kernel sent an unreadable answer"}
+    return reply if isinstance(reply, dict) else {"kind": "failed", "detail": "not an answer"}
+
+
+def _outputs(done: dict) -> list:
+    outs = []
+    if done.get("stdout"):
+        outs.append(nbformat.v4.new_output("stream", name="stdout", text=done["stdout"]))
+    if done.get("status") == "error":
+        outs.append(
+            nbformat.v4.new_output(
+                "error",
+                ename=done.get("ename", "Error"),
+                evalue=done.get("evalue", ""),
+                traceback=done.get("traceback", []),
+            )
+        )
+    elif done.get("value") is not None:
+        outs.append(
+            nbformat.v4.new_output(
+                "execute_result", data={"text/plain": done["value"]}, execution_count=None
+            )
+        )
+    return outs
+
+
+class TrustedSession:
+    """One trusted interpreter per graded notebook, started beside the student's kernel."""
+
+    def __init__(self, sandbox, stage: Path, scratch: Path, *, startup_timeout: float = 120):
+        self.sandbox = sandbox
+        self.stage = stage
+        self.scratch = scratch
+        self.startup_timeout = startup_timeout
+        self.proc: asyncio.subprocess.Process | None = None
+        self._ready: asyncio.Task | None = None
+        self.problem: str | None = None  # why the trusted interpreter is not available
+        self._reported = False
+
+    def command(self, runtime: Path) -> list[str]:
+        """The sandbox prefix of a kernel, then this module's script (not the IPython kernel)."""
+        self.sandbox.write_runtime_files(runtime)
+        places = self.sandbox.places(runtime, self.stage)
+        env = kernel_env(None, home=places["home"], tmpdir=places["tmpdir"])
+        spec = {
+            "env": env,
+            "home": places["home"],
+            "tmpdir": places["tmpdir"],
+            "workdir": places["stage"] or str(self.stage),
+            "memory": self.sandbox.limits.memory,
+        }
+        if self.sandbox.drop_to_nobody:
+            spec["uid"] = spec["gid"] = self.sandbox.uid
+        path = runtime / "trusted.json"
+        path.write_text(json.dumps(spec))
+        return self.sandbox.prefix(runtime, self.stage) + [
+            sys.executable,
+            "-I",
+            str(SCRIPT),
+            str(path),
+        ]
+
+    def begin(self, setup: list[str]) -> None:
+        """Start the interpreter and its setup cells in the background."""
+        if self._ready is None:
+            self._ready = asyncio.ensure_future(self._start(setup))
+
+    async def _start(self, setup: list[str]) -> bool:
+        runtime = new_runtime(self.scratch)
+        log = open(self.scratch / "trusted.log", "ab")  # noqa: SIM115
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.command(runtime),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log,
+                limit=MAX_LINE,
+            )
+        except OSError as e:
+            self.problem = f"the trusted interpreter did not start ({e})"
+            return False
+        finally:
+            log.close()
+        try:
+            await self._send({"op": "setup", "cells": list(setup)})
+            reply = await asyncio.wait_for(self._receive(), self.startup_timeout)
+        except (TimeoutError, ConnectionError, ValueError) as e:
+            self.problem = f"the trusted interpreter did not start ({type(e).__name__} {e})"
+            await self.close()
+            return False
+        if reply.get("failed"):
+            f = reply["failed"]
+            self.problem = (
+                f"the setup cells fail in the trusted interpreter ({f.get('ename')}: "
+                f"{str(f.get('evalue', ''))[:200]})"
+            )
+            return False
+        return True
+
+    async def _send(self, msg: dict) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(msg) + "\n").encode())
+        await self.proc.stdin.drain()
+
+    async def _receive(self) -> dict:
+        assert self.proc is not None and self.proc.stdout is not None
+        line = await self.proc.stdout.readline()
+        if not line:
+            raise ConnectionError("the trusted interpreter exited")
+        msg = json.loads(line)
+        if not isinstance(msg, dict):
+            raise ValueError("not a message")
+        return msg
+
+    async def close(self) -> None:
+        if self._ready is not None and not self._ready.done():
+            self._ready.cancel()
+            with contextlib.suppress(BaseException):
+                await self._ready
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            with contextlib.suppress(Exception):
+                await proc.wait()
+
+    async def available(self) -> bool:
+        if self._ready is None or self.problem is not None:
+            return False
+        try:
+            ok = await self._ready
+        except Exception as e:  # noqa: BLE001
+            self.problem = f"the trusted interpreter failed ({e})"
+            return False
+        return ok and self.proc is not None and self.proc.returncode is None
+
+    async def grade(self, runner, index: int, step, deadline: float):
+        """The results of test step ``index`` (one per segment), or None: grade it in the kernel."""
+        from dlcourse.grading.execute import Event, SegmentResult
+
+        if not await self.available():
+            if self.problem and not self._reported:
+                self._reported = True
+                runner.events.append(
+                    Event("trusted", index, f"{self.problem}: tests judged in the student's kernel")
+                )
+            return None
+        names = sorted(getattr(runner.plan, "student_names", ()) or ())
+        results: list = []
+        for seg in step.segments:
+            if results and results[-1].status != "ok":
+                results.append(SegmentResult([], "skipped"))
+                continue
+            res = await self._segment(runner, seg.code, names, index, deadline)
+            if res is None:
+                return None
+            results.append(res)
+        # The visible checks in the student's kernel: do they agree with the trusted verdict?
+        kernel_ok = True
+        for seg in step.segments:
+            if seg.hidden:
+                continue
+            got = await runner._execute(seg.code, False, index, deadline)
+            if got.status != "ok":
+                kernel_ok = False
+                break
+        first_bad = next(
+            (k for k, r in enumerate(results) if r.status not in ("ok", "skipped")), None
+        )
+        if kernel_ok and first_bad is not None and not step.segments[first_bad].hidden:
+            bad = results[first_bad]
+            why = f"{bad.ename}: {bad.evalue}" if bad.ename else bad.status
+            runner.events.append(
+                Event(
+                    "tamper",
+                    index,
+                    "its visible checks pass in the student's kernel but fail when re-run in "
+                    f"the trusted interpreter ({why[:200]}): the student's code changes what "
+                    "the checks rely on (0 points; review by hand)",
+                )
+            )
+        return results
+
+    async def _segment(self, runner, code: str, names, index: int, deadline: float):
+        from dlcourse.grading.execute import Event, SegmentResult
+
+        start = time.monotonic()
+        limit = min(runner.timeout, deadline - start)
+        if limit <= 0:
+            return SegmentResult([], "not-run")
+        seg_deadline = start + limit
+        try:
+            await self._send({"op": "run", "code": code, "names": list(names)})
+            while True:
+                msg = await asyncio.wait_for(self._receive(), seg_deadline - time.monotonic())
+                if msg.get("op") in ("call", "lookup"):
+                    got = await runner._execute(student_request(msg), True, index, seg_deadline)
+                    if got.status == "ok":
+                        reply = read_reply(got.outputs)
+                    else:
+                        what = f"{got.ename}: {got.evalue}" if got.ename else got.status
+                        reply = {"kind": "failed", "detail": f"the student's kernel: {what}"}
+                    await self._send(reply)
+                    continue
+                break
+        except TimeoutError:
+            await self.close()
+            self.problem = "the trusted interpreter was stopped after a timeout"
+            runner.events.append(Event("timeout", index, f"timed out after {limit:.0f} s"))
+            return SegmentResult([], "timeout", seconds=time.monotonic() - start)
+        except (ConnectionError, ValueError, OSError) as e:
+            await self.close()
+            self.problem = f"the trusted interpreter stopped ({e})"
+            runner.events.append(Event("died", index, f"the trusted interpreter stopped ({e})"))
+            return SegmentResult([], "died", seconds=time.monotonic() - start)
+        seconds = time.monotonic() - start
+        status = msg.get("status")
+        if status == "notdata":
+            detail = str(msg.get("detail", ""))[:200]
+            runner.events.append(
+                Event("kernel-verdict", index, f"judged in the student's kernel: {detail}")
+            )
+            return None
+        if status == "ok":
+            return SegmentResult(_outputs(msg), "ok", seconds=seconds)
+        return SegmentResult(
+            _outputs(msg), "error", msg.get("ename"), str(msg.get("evalue", "")), seconds
+        )
+
+
+def enabled(sandbox) -> bool:
+    """Grading with a trusted interpreter: always, except for ``dlcourse check`` (the student's
+    own run, ``plain``) and when ``DLCOURSE_TRUSTED=0`` (for measuring its cost)."""
+    return not sandbox.plain and os.environ.get("DLCOURSE_TRUSTED", "1") != "0"
