@@ -201,6 +201,8 @@ class Runner:
             if not log.closed:
                 log.close()
         self.client = client
+        if self.trusted is not None:
+            await self.trusted.kernel_started(self, step)
         if self.kernels > 1:
             for code in self.plan.setup:
                 cell, index = self._slot(code)
@@ -352,6 +354,8 @@ class Runner:
                     out.append(await self._execute(seg.code, seg.hidden, i, deadline))
                     if step.origin == "student" and self.client is not None:
                         self._count_tasks(self.client)
+                if step.role == "test" and self.trusted is not None:
+                    out = await self.trusted.finish(self, i, out, deadline)
                 results[i] = out
         finally:
             await self._stop()

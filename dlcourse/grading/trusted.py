@@ -36,6 +36,7 @@ from pathlib import Path
 import nbformat
 
 from dlcourse.grading import _trusted
+from dlcourse.grading.guard import PROBE_FAILED, Guard
 from dlcourse.grading.kernel import kernel_env, new_runtime
 
 SCRIPT = Path(_trusted.__file__)
@@ -167,6 +168,9 @@ class TrustedSession:
         self._ready: asyncio.Task | None = None
         self.problem: str | None = None  # why the trusted interpreter is not available
         self._reported = False
+        self.guard = Guard()
+        self._pending: dict[int, list[str]] = {}  # step -> what the probe found before it
+        self._seen: set[str] = set()  # what the probe reported already
 
     def command(self, runtime: Path) -> list[str]:
         """The sandbox prefix of a kernel, then this module's script (not the IPython kernel)."""
@@ -265,17 +269,78 @@ class TrustedSession:
             return False
         return ok and self.proc is not None and self.proc.returncode is None
 
+    async def kernel_started(self, runner, step) -> None:
+        """A fresh kernel, before any student code: the guard's snapshot."""
+        await self.guard.kernel_started(runner, step)
+
     async def grade(self, runner, index: int, step, deadline: float):
-        """The results of test step ``index`` (one per segment), or None: grade it in the kernel."""
+        """The results of test step ``index`` (one per segment), or None: the runner runs it in
+        the kernel as before, then calls ``finish``."""
+        from dlcourse.grading.execute import Event
+
+        found = await self.guard.probe(runner, index, deadline)
+        results = None
+        if await self.available():
+            results = await self._judge(runner, index, step, deadline)
+        elif self.problem and not self._reported:
+            self._reported = True
+            runner.events.append(
+                Event("trusted", index, f"{self.problem}: tests judged in the student's kernel")
+            )
+        if results is None:
+            self._pending[index] = found
+            return None
+        return await self._apply(runner, index, results, found, deadline, trusted=True)
+
+    async def finish(self, runner, index: int, results: list, deadline: float) -> list:
+        """After a test step judged in the kernel: the guard's verdict."""
+        return await self._apply(runner, index, results, self._pending.pop(index, []), deadline)
+
+    async def _apply(self, runner, index, results, found, deadline, trusted=False) -> list:
+        """Probe after the test; what it found zeroes the test (``needs_review``): the first test
+        after the change appeared, and every test judged in the kernel while it lasts. A probe
+        that failed to answer does not zero a trusted verdict (it cannot have changed it)."""
         from dlcourse.grading.execute import Event, SegmentResult
 
-        if not await self.available():
-            if self.problem and not self._reported:
-                self._reported = True
-                runner.events.append(
-                    Event("trusted", index, f"{self.problem}: tests judged in the student's kernel")
+        found = list(dict.fromkeys(found + await self.guard.probe(runner, index, deadline)))
+        if trusted:  # a trusted verdict: report (and zero) what is new since the last test
+            found = [f for f in found if f not in self._seen]
+        self._seen.update(found)
+        if not found:
+            return results
+        what = ", ".join(found)
+        zero = not (trusted and all(f.startswith(PROBE_FAILED) for f in found))
+        runner.events.append(
+            Event(
+                "tamper",
+                index,
+                f"the student's kernel was altered ({what})"
+                + (": 0 points for this test; review by hand" if zero else "; review by hand"),
+            )
+        )
+        if zero and results and results[0].status == "ok":
+            first = results[0]
+            error = nbformat.v4.new_output(
+                "error",
+                ename="TamperingDetected",
+                evalue=f"the student's kernel was altered: {what}",
+                traceback=[f"TamperingDetected: the student's kernel was altered: {what}"],
+            )
+            results = [
+                SegmentResult(
+                    first.outputs + [error],
+                    "error",
+                    "TamperingDetected",
+                    f"the student's kernel was altered: {what}",
+                    first.seconds,
                 )
-            return None
+            ] + [SegmentResult([], "skipped") for _ in results[1:]]
+        return results
+
+    async def _judge(self, runner, index: int, step, deadline: float):
+        """The trusted run of every segment, then the visible checks in the kernel."""
+        from dlcourse.grading.execute import Event, SegmentResult
+
         names = sorted(getattr(runner.plan, "student_names", ()) or ())
         results: list = []
         for seg in step.segments:
