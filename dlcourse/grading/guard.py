@@ -72,8 +72,8 @@ def __dlcourse_guard__():
     except Exception:
         pass
     shell = get_ipython()
-    for name in SHELL_METHODS:
-        state["shell"][name] = id(getattr(type(shell), name, None))
+    for name in SHELL_METHODS:  # every class of the MRO: an override may call super()
+        state["shell"][name] = [id(vars(c).get(name)) for c in type(shell).__mro__]
     state["kernel"] = id(getattr(type(shell.kernel), "do_execute", None))
     added = []
     def hook(event, args):
@@ -134,7 +134,8 @@ def __dlcourse_guard__(ns, snapshot, setup_names, checks_file):
     shell = get_ipython()
     for name, ident in snapshot["shell"].items():
         mine = vars(shell).get(name)  # ipykernel sets _showtraceback on the instance
-        if id(getattr(type(shell), name, None)) != ident or (mine and student_made(mine)):
+        ids = [id(vars(c).get(name)) for c in type(shell).__mro__]
+        if ids != ident or (mine and student_made(mine)):
             found.append(f"IPython's {name} replaced")
     if id(getattr(type(shell.kernel), "do_execute", None)) != snapshot["kernel"] or (
         "do_execute" in vars(shell.kernel)

@@ -44,8 +44,14 @@ MARK = "\x1edlcourse-rpc "
 MAX_LINE = 64 * 2**20
 
 _SERVE = '''
+LIBRARIES = ("numpy", "tensorflow", "keras", "jax", "torch")
+converted = []
+
+
 def _normal(value, depth=0):
-    """The student's answer as plain data: exact NumPy arrays, tensors converted."""
+    """The student's answer as plain data: exact NumPy arrays, tensors converted. An array-like
+    of the student's own making (an ndarray subclass, an object with ``__array__``) is converted
+    too, and named in ``converted``: its own comparisons are never used."""
     np = sys.modules.get("numpy")
     t = type(value)
     if depth > MAX_DEPTH:
@@ -54,15 +60,17 @@ def _normal(value, depth=0):
         return t(_normal(v, depth + 1) for v in value)
     if t is dict:
         return {_normal(k, depth + 1): _normal(v, depth + 1) for k, v in value.items()}
-    if np is not None and isinstance(value, np.ndarray) and t is not np.ndarray:
-        return np.array(value, subok=False)
+    if np is None or t is np.ndarray or t in (bool, int, float, complex, str, bytes):
+        return value
     root = t.__module__.split(".")[0]
-    if np is not None and root in ("tensorflow", "keras", "jax", "torch"):
-        try:
-            return np.asarray(value)
-        except Exception:
-            return value
-    return value
+    if root not in LIBRARIES and (isinstance(value, np.ndarray) or hasattr(value, "__array__")):
+        converted.append(f"{t.__module__}.{t.__qualname__}")
+    elif root not in LIBRARIES or isinstance(value, np.generic):
+        return value
+    try:
+        return np.array(value, subok=False)
+    except Exception:
+        return value
 
 
 def serve(ns, request):
@@ -75,18 +83,20 @@ def serve(ns, request):
         if callable(obj):
             return json.dumps({"kind": "callable"})
         try:
-            return json.dumps({"kind": "value", "value": encode(_normal(obj))})
+            reply = {"kind": "value", "value": encode(_normal(obj))}
         except NotData as e:
-            return json.dumps({"kind": "other", "detail": str(e)})
+            reply = {"kind": "other", "detail": str(e)}
+        return json.dumps({**reply, "converted": converted})
     args, kwargs = decode(req["args"]), decode(req["kwargs"])
     try:
         result = obj(*args, **kwargs)
     except Exception as e:
         return json.dumps({"kind": "raised", "ename": type(e).__name__, "evalue": str(e)[:2000]})
     try:
-        return json.dumps({"kind": "value", "value": encode(_normal(result))})
+        reply = {"kind": "value", "value": encode(_normal(result))}
     except NotData as e:
-        return json.dumps({"kind": "notdata", "detail": str(e)})
+        reply = {"kind": "notdata", "detail": str(e)}
+    return json.dumps({**reply, "converted": converted})
 '''
 
 # The student's side: the same codec, sent with every request (nothing to find in the kernel).
@@ -171,6 +181,7 @@ class TrustedSession:
         self.guard = Guard()
         self._pending: dict[int, list[str]] = {}  # step -> what the probe found before it
         self._seen: set[str] = set()  # what the probe reported already
+        self._answers: list[str] = []  # the current test's answers that were not plain data
 
     def command(self, runtime: Path) -> list[str]:
         """The sandbox prefix of a kernel, then this module's script (not the IPython kernel)."""
@@ -342,6 +353,7 @@ class TrustedSession:
         from dlcourse.grading.execute import Event, SegmentResult
 
         names = sorted(getattr(runner.plan, "student_names", ()) or ())
+        self._answers = []
         results: list = []
         for seg in step.segments:
             if results and results[-1].status != "ok":
@@ -375,7 +387,29 @@ class TrustedSession:
                     "the checks rely on (0 points; review by hand)",
                 )
             )
+            return results
+        if self._answers:
+            what = "; ".join(dict.fromkeys(self._answers))
+            runner.events.append(Event("tamper", index, f"{what} (0 points; review by hand)"))
+            if results and results[0].status == "ok":
+                results = [
+                    SegmentResult(
+                        results[0].outputs, "error", "TamperingDetected", what, results[0].seconds
+                    )
+                ] + [SegmentResult([], "skipped") for _ in results[1:]]
         return results
+
+    def _note(self, msg: dict, reply: dict) -> None:
+        """Answers that try to bring their own behaviour into the check: an array-like of the
+        student's own class (converted to its plain data), an object that is not data."""
+        what = f"{str(msg.get('name'))[:60]}()" if msg.get("op") == "call" else msg.get("name")
+        for kind in (
+            reply.get("converted", [])[:3] if isinstance(reply.get("converted"), list) else []
+        ):
+            self._answers.append(f"{what} returned a {str(kind)[:80]}, graded as its plain data")
+        if reply.get("kind") in ("notdata", "other"):
+            detail = str(reply.get("detail", "an object"))[:80]
+            self._answers.append(f"{what} returned {detail}, which is not plain data")
 
     async def _segment(self, runner, code: str, names, index: int, deadline: float):
         from dlcourse.grading.execute import Event, SegmentResult
@@ -393,6 +427,7 @@ class TrustedSession:
                     got = await runner._execute(student_request(msg), True, index, seg_deadline)
                     if got.status == "ok":
                         reply = read_reply(got.outputs)
+                        self._note(msg, reply)
                     else:
                         what = f"{got.ename}: {got.evalue}" if got.ename else got.status
                         reply = {"kind": "failed", "detail": f"the student's kernel: {what}"}
