@@ -22,6 +22,7 @@ student's code controls, and code written to fool this probe can.
 from __future__ import annotations
 
 import ast
+import base64
 import json
 
 MARK = "\x1edlcourse-guard "
@@ -210,9 +211,17 @@ def setup_imports(setup: list[str]) -> list[tuple[str, str, str | None]]:
 
 def _cell(source: str) -> str:
     """A cell that runs ``source`` in fresh globals (a name the student rebound in the notebook's
-    namespace does not reach the guard's code; the builtins module itself still could)."""
+    namespace does not reach the guard's code; the builtins module itself still could). The code
+    travels base64-encoded, so an input transformer that matches words does not see them."""
     scope = "{'__name__': 'dlcourse_guard', 'get_ipython': get_ipython, 'user_ns': globals()}"
-    return f"exec(compile({source!r}, '<dlcourse-guard>', 'exec'), {scope})\n"
+    return (
+        f"exec(compile(__import__('base64').b64decode({encoded(source)!r}).decode(), "
+        f"'<dlcourse-guard>', 'exec'), {scope})\n"
+    )
+
+
+def encoded(source: str) -> str:
+    return base64.b64encode(source.encode()).decode()
 
 
 def snapshot_code() -> str:
