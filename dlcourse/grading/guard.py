@@ -178,7 +178,7 @@ def __dlcourse_guard__(ns, snapshot, setup_names, checks_file):
         if attr is not None and real is not None:
             real = getattr(real, attr, sys.modules.get(module + "." + attr))
         if real is not None and name in ns and ns[name] is not real:
-            found.append(f"{name!r} (imported by the setup) rebound")
+            found.append(f"{name!r} (imported by the setup) is no longer what its import gives")
     return json.dumps(sorted(set(found)))
 print(MARK_TEXT + __dlcourse_guard__(user_ns, SNAPSHOT_JSON, SETUP_NAMES, CHECKS_FILE))
 """
