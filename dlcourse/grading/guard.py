@@ -64,6 +64,8 @@ def __dlcourse_guard__():
     import builtins, json, sys
     state = {"builtins": {k: id(v) for k, v in vars(builtins).items()}, "numpy": {}, "shell": {}}
     try:
+        if not WITH_NUMPY:
+            raise ImportError("the setup does not import numpy")
         import numpy
         for name in NUMPY_NAMES:
             obj = numpy
@@ -131,6 +133,12 @@ def __dlcourse_guard__(ns, snapshot, setup_names, checks_file):
             except AttributeError:
                 obj = None
             if id(obj) != ident:
+                found.append(f"numpy.{name} replaced")
+        for name in () if snapshot["numpy"] else NUMPY_NAMES:  # no snapshot: origin only
+            obj = numpy
+            for part in name.split("."):
+                obj = getattr(obj, part, None)
+            if obj is not None and student_made(obj):
                 found.append(f"numpy.{name} replaced")
     shell = get_ipython()
     for name, ident in snapshot["shell"].items():
@@ -224,9 +232,10 @@ def encoded(source: str) -> str:
     return base64.b64encode(source.encode()).decode()
 
 
-def snapshot_code() -> str:
+def snapshot_code(numpy: bool = True) -> str:
     return _cell(
-        SNAPSHOT.replace("NUMPY_NAMES", repr(NUMPY_NAMES))
+        SNAPSHOT.replace("WITH_NUMPY", repr(numpy))
+        .replace("NUMPY_NAMES", repr(NUMPY_NAMES))
         .replace("SHELL_METHODS", repr(SHELL_METHODS))
         .replace("MARK_TEXT", repr("\n" + MARK))
     )
@@ -261,12 +270,14 @@ class Guard:
     def __init__(self):
         self.snapshot: dict | None = None
 
-    async def kernel_started(self, runner, step) -> None:
-        """Take the snapshot: the kernel has run nothing of the student's yet."""
+    async def kernel_started(self, runner, step, numpy: bool = True) -> None:
+        """Take the snapshot: the kernel has run nothing of the student's yet. NumPy's functions
+        are recorded when the setup imports NumPy (importing it costs ~0.1 s otherwise); without
+        a record, a NumPy function counts as replaced when student code defined it."""
         import time
 
         self.snapshot = None
-        got = await runner._execute(snapshot_code(), True, step, time.monotonic() + 60)
+        got = await runner._execute(snapshot_code(numpy), True, step, time.monotonic() + 60)
         line = read_marked(got.outputs) if got.status == "ok" else None
         try:
             self.snapshot = json.loads(line) if line else None

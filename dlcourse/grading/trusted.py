@@ -284,14 +284,15 @@ class TrustedSession:
 
     async def kernel_started(self, runner, step) -> None:
         """A fresh kernel, before any student code: the guard's snapshot."""
-        await self.guard.kernel_started(runner, step)
+        await self.guard.kernel_started(
+            runner, step, numpy=any("numpy" in c for c in runner.plan.setup)
+        )
 
     async def grade(self, runner, index: int, step, deadline: float):
         """The results of test step ``index`` (one per segment), or None: the runner runs it in
         the kernel as before, then calls ``finish``."""
         from dlcourse.grading.execute import Event
 
-        found = await self.guard.probe(runner, index, deadline)
         results = None
         if await self.available():
             results = await self._judge(runner, index, step, deadline)
@@ -300,10 +301,10 @@ class TrustedSession:
             runner.events.append(
                 Event("trusted", index, f"{self.problem}: tests judged in the student's kernel")
             )
-        if results is None:
-            self._pending[index] = found
+        if results is None:  # judged in the kernel: probe before it runs there, and after
+            self._pending[index] = await self.guard.probe(runner, index, deadline)
             return None
-        return await self._apply(runner, index, results, found, deadline, trusted=True)
+        return await self._apply(runner, index, results, [], deadline, trusted=True)
 
     async def finish(self, runner, index: int, results: list, deadline: float) -> list:
         """After a test step judged in the kernel: the guard's verdict."""
