@@ -169,3 +169,46 @@ def test_trusted_interpreter_shares_nothing_with_the_kernel(tmp_path):
 
 def _step(plan, grade_id):
     return next(s for s in plan.steps if s.grade_id == grade_id)
+
+
+def test_only_plain_data_crosses():
+    """The codec both interpreters use: exact types round-trip; subclasses, objects and pickles
+    are refused (an answer can never bring code or its own comparisons into the verdict)."""
+    import base64
+    import io
+    import math
+
+    import numpy as np
+
+    from dlcourse.grading._trusted import NotData, decode, encode
+
+    value = {
+        "a": np.arange(6, dtype=np.int16).reshape(2, 3),
+        1: (True, None, 2**70, 1.5, complex(1, -2), b"\x00\xff", "é"),
+        "s": [np.float32(0.25), np.bool_(True), np.uint8(7)],
+    }
+    back = decode(encode(value))
+    assert back.keys() == value.keys()
+    assert type(back["a"]) is np.ndarray and back["a"].dtype == np.int16
+    assert np.array_equal(back["a"], value["a"])
+    assert back[1] == value[1] and type(back[1]) is tuple
+    assert [type(v) for v in back["s"]] == [np.float32, np.bool_, np.uint8]
+    assert math.isnan(decode(encode(float("nan"))))
+
+    class Sub(np.ndarray):
+        pass
+
+    class Five(int):
+        pass
+
+    for bad in (np.zeros(2).view(Sub), np.array([object()]), Five(5), object(), {1, 2}):
+        with pytest.raises(NotData):
+            encode(bad)
+    buf = io.BytesIO()
+    np.save(buf, np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    pickled = ["a", base64.b64encode(buf.getvalue()).decode()]
+    with pytest.raises(ValueError):
+        decode(pickled)
+    for malformed in (["i", "1"], ["b", 1], ["zz"], "n", ["l", [["i"]]]):
+        with pytest.raises(ValueError):
+            decode(malformed)

@@ -281,7 +281,7 @@ class Guard:
         line = read_marked(got.outputs) if got.status == "ok" else None
         try:
             self.snapshot = json.loads(line) if line else None
-        except ValueError:
+        except (ValueError, RecursionError):
             self.snapshot = None
 
     async def probe(self, runner, step, deadline: float) -> list[str]:
@@ -296,7 +296,7 @@ class Guard:
         line = read_marked(got.outputs) if got.status == "ok" else None
         try:
             found = json.loads(line) if line else None
-        except ValueError:
+        except (ValueError, RecursionError):
             found = None
         if not isinstance(found, list):
             detail = f"{got.ename}: {got.evalue}"[:120] if got.ename else "no answer"

@@ -141,7 +141,7 @@ def read_reply(outputs) -> dict:
     line = text[at + 1 + len(MARK) :].split("\n", 1)[0]
     try:
         reply = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {"kind": "failed", "detail": "the student's kernel sent an unreadable answer"}
     return reply if isinstance(reply, dict) else {"kind": "failed", "detail": "not an answer"}
 
