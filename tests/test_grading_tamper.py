@@ -33,7 +33,7 @@ from dlcourse.grading.sandbox import SandboxConfig, find_bwrap, probe
 pytestmark = pytest.mark.sandbox
 
 FIXTURES = Path(__file__).parent / "fixtures" / "grading"
-LESSONS = ("00_fixture", "00_checks")
+LESSONS = ("00_fixture", "checks_fixture")
 
 
 def _tamper():
@@ -65,7 +65,7 @@ def graded(tmp_path_factory):
     course = Course(tmp_path_factory.mktemp("tamper") / "course")
     released = release(course, [str(FIXTURES / f"{name}.ipynb") for name in LESSONS])
     assert all(r.ok for r in released), [r.problems for r in released]
-    makers = {"00_fixture": tamper.fixture_submissions, "00_checks": tamper.checks_submissions}
+    makers = {"00_fixture": tamper.fixture_submissions, "checks_fixture": tamper.checks_submissions}
     lesson_of = {}
     for lesson, make in makers.items():
         student_nb = nbformat.read(course.release_dir / lesson / f"{lesson}.ipynb", as_version=4)
@@ -98,7 +98,7 @@ def test_feedback_shows_the_trusted_verdict(graded):
     course = graded["course"]
     html = (course.feedback / "f_streams" / "00_fixture" / "00_fixture.html").read_text()
     assert "add(2, 3) should be 5. Received: -1" in html
-    correct = (course.feedback / "n_correct" / "00_checks" / "00_checks.html").read_text()
+    correct = (course.feedback / "n_correct" / "checks_fixture" / "checks_fixture.html").read_text()
     assert "✔ scale: correct" in correct
 
 
