@@ -223,6 +223,8 @@ class TrustedSession:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log,
                 limit=MAX_LINE,
+                # nothing of the grader's environment, not even in bwrap's own process (pid 1)
+                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
             )
         except OSError as e:
             self.problem = f"the trusted interpreter did not start ({e})"
