@@ -74,6 +74,7 @@ def _normal(value, depth=0):
 
 
 def serve(ns, request):
+    converted.clear()
     req = json.loads(request)
     name = req["name"]
     if name not in ns:
@@ -113,16 +114,23 @@ STUDENT_CODEC = "\n".join(
 )
 
 
+def install_code() -> str:
+    """Code for a fresh kernel: the student's side of the codec, as a module (compiled once)."""
+    code = (
+        "import sys, types\n"
+        "module = types.ModuleType('__dlcourse_rpc__')\n"
+        f"exec({STUDENT_CODEC!r}, module.__dict__)\n"
+        "sys.modules['__dlcourse_rpc__'] = module\n"
+    )
+    return f"exec(__import__('base64').b64decode({encoded(code)!r}).decode(), {{}})\n"
+
+
 def student_request(msg: dict) -> str:
     """Code for the student's kernel that answers one ``call``/``lookup`` on its stdout."""
     request = json.dumps({k: msg[k] for k in ("op", "name", "args", "kwargs") if k in msg})
     code = (
-        "def __dlcourse_rpc__(ns, request):\n"
-        "    scope = {'__name__': 'dlcourse_rpc'}\n"
-        f"    exec({STUDENT_CODEC!r}, scope)\n"
-        "    return scope['serve'](ns, request)\n"
-        f"print({chr(10) + MARK!r} + __dlcourse_rpc__(globals(), {request!r}))\n"
-        "del __dlcourse_rpc__\n"
+        f"print({chr(10) + MARK!r} + __import__('sys').modules['__dlcourse_rpc__']"
+        f".serve(globals(), {request!r}))\n"
     )
     # base64, so that an input transformer matching words in the arguments does not see them
     return f"exec(__import__('base64').b64decode({encoded(code)!r}).decode())\n"
@@ -285,7 +293,8 @@ class TrustedSession:
         return ok and self.proc is not None and self.proc.returncode is None
 
     async def kernel_started(self, runner, step) -> None:
-        """A fresh kernel, before any student code: the guard's snapshot."""
+        """A fresh kernel, before any student code: the guard's snapshot, the codec."""
+        await runner._execute(install_code(), True, step, time.monotonic() + 60)
         await self.guard.kernel_started(
             runner, step, numpy=any("numpy" in c for c in runner.plan.setup)
         )
