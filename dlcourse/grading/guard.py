@@ -252,16 +252,18 @@ def probe_code(snapshot: dict, setup: list[str]) -> str:
     )
 
 
-def read_marked(outputs) -> str | None:
+def marked_line(outputs, mark: str = MARK) -> str | None:
+    """The rest of the last stdout line that starts with ``mark`` (what the grader's code in the
+    kernel printed last; the student's own prints come before it)."""
     text = "".join(
         o.get("text", "") if isinstance(o.get("text", ""), str) else "".join(o["text"])
         for o in outputs
         if o.get("output_type") == "stream" and o.get("name") == "stdout"
     )
-    at = text.rfind("\n" + MARK)
+    at = text.rfind("\n" + mark)
     if at < 0:
         return None
-    return text[at + 1 + len(MARK) :].split("\n", 1)[0]
+    return text[at + 1 + len(mark) :].split("\n", 1)[0]
 
 
 class Guard:
@@ -278,7 +280,7 @@ class Guard:
 
         self.snapshot = None
         got = await runner._execute(snapshot_code(numpy), True, step, time.monotonic() + 60)
-        line = read_marked(got.outputs) if got.status == "ok" else None
+        line = marked_line(got.outputs) if got.status == "ok" else None
         try:
             self.snapshot = json.loads(line) if line else None
         except (ValueError, RecursionError):
@@ -293,7 +295,7 @@ class Guard:
         )
         if got.status in ("timeout", "died", "not-run"):
             return []  # reported as such by the runner
-        line = read_marked(got.outputs) if got.status == "ok" else None
+        line = marked_line(got.outputs) if got.status == "ok" else None
         try:
             found = json.loads(line) if line else None
         except (ValueError, RecursionError):
