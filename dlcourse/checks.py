@@ -2,12 +2,15 @@
 
 A student's answer is compared with an expected array after checking that it *is* a numeric array
 (NumPy array or tensor) of the right shape, so a hard-coded value of the wrong kind, or an object
-whose ``__eq__`` always returns True, fails with a message that says what was expected.
+whose ``__eq__`` always returns True, fails with a message that says what was expected. Types are
+checked exactly (``type(x) is np.ndarray``, not ``isinstance``): an array subclass or an object
+that fakes ``__class__`` could override what the comparison does.
+
+When grading, these checks run in the trusted interpreter on plain data (see
+``dlcourse.grading.trusted``); the exact types are the defence in the student's own kernel.
 """
 
 from __future__ import annotations
-
-import numbers
 
 import numpy as np
 
@@ -17,7 +20,8 @@ class CheckFailed(AssertionError):
 
 
 def _as_numeric_array(value, what: str) -> np.ndarray:
-    if isinstance(value, np.ndarray):
+    # exact types: a subclass (or an object that sets ``__class__``) can override comparisons
+    if type(value) is np.ndarray:
         arr = value
     elif type(value).__module__.split(".")[0] in {
         "tensorflow",
@@ -90,9 +94,11 @@ def check_scalar(
 ) -> None:
     """Check that ``actual`` is a real number (Python, NumPy, or 0-d array/tensor) close to ``expected``."""
     value = actual
-    if hasattr(value, "shape") and tuple(value.shape) == ():
+    if isinstance(value, np.generic) and type(value).__module__ == "numpy":
+        value = value.item()  # NumPy's own scalar types only, never a subclass
+    elif hasattr(value, "shape") and tuple(value.shape) == ():
         value = _as_numeric_array(value, name).item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if type(value) not in (int, float):
         raise CheckFailed(f"{name}: expected a number. Received: {type(actual).__name__}")
     value = float(value)
     if not np.isclose(value, float(expected), rtol=rtol, atol=atol):
@@ -103,7 +109,7 @@ def check_scalar(
 
 def check_true(condition, message: str, *, name: str = "answer", quiet: bool = False) -> None:
     """Check a boolean property (a real ``bool``/``np.bool_``, not just something truthy)."""
-    if not isinstance(condition, bool | np.bool_):
+    if type(condition) not in (bool, np.bool_):
         raise CheckFailed(
             f"{name}: the check did not evaluate to a bool ({type(condition).__name__})"
         )

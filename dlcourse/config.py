@@ -1,8 +1,10 @@
 """Course-wide settings: FAST mode, the seed, and the one setup call at the top of every lesson.
 
-``FAST`` is on when the environment variable ``DLCOURSE_FAST`` is ``1`` (CI, ``dlcourse run
---fast``, the test suite) and whenever nbgrader executes a notebook (autograding, validation), so
-grading never trains full-size models.
+``FAST`` is on when the environment variable ``DLCOURSE_FAST`` is true (``1``, ``true``, ``yes``,
+``on``, any case: CI, ``dlcourse run --fast``, the test suite) and whenever nbgrader executes a
+notebook (autograding, validation), so grading never trains full-size models. ``0``, ``false``,
+``no``, ``off`` or empty turn it off; anything else is an error. :func:`env_flag` is the one parser
+of such flags: the lessons (``FAST``) and ``dlcourse run`` read FAST through it.
 """
 
 from __future__ import annotations
@@ -17,20 +19,39 @@ SEED = 42
 """The course's default seed: every lesson and every generated data set starts from it."""
 
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
 
 
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in _TRUE
+def env_flag(name: str) -> bool:
+    """The boolean environment variable ``name``: unset, ``0/false/no/off`` or empty is False,
+    ``1/true/yes/on`` True (any case, surrounding spaces ignored); anything else is refused.
+
+    Example:
+    >>> os.environ["DLCOURSE_EXAMPLE"] = "Yes"
+    >>> env_flag("DLCOURSE_EXAMPLE"), env_flag("DLCOURSE_UNSET_EXAMPLE")
+    (True, False)
+    >>> del os.environ["DLCOURSE_EXAMPLE"]
+    """
+    raw = os.environ.get(name, "")
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(
+        f"Expected the environment variable {name} to be one of 1/true/yes/on or "
+        f"0/false/no/off/empty (any case). Received: {name}={raw!r}"
+    )
 
 
 def is_autograding() -> bool:
     """True inside nbgrader's execution (it sets ``NBGRADER_EXECUTION``) or ``dlcourse grade``."""
-    return bool(os.environ.get("NBGRADER_EXECUTION")) or _flag("DLCOURSE_GRADING")
+    return bool(os.environ.get("NBGRADER_EXECUTION")) or env_flag("DLCOURSE_GRADING")
 
 
 def fast_mode() -> bool:
     """Whether FAST mode is requested by the environment right now."""
-    return _flag("DLCOURSE_FAST") or is_autograding()
+    return env_flag("DLCOURSE_FAST") or is_autograding()
 
 
 FAST = fast_mode()

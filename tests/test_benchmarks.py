@@ -50,7 +50,7 @@ def test_quick_run_writes_report_and_readme_block(tmp_path):
     assert course_cache(out).is_dir()  # the lessons' cache, kept for the quality section
     lesson = course["result"]["lessons"]["01_good_lesson"]
     assert [c["cell"] for c in lesson["slowest_cells"]] == [1]  # the fixture's one code cell
-    assert lesson["slowest_cells"][0]["code"] == "import os"
+    assert lesson["slowest_cells"][0]["code"] == "from dlcourse import config"
     assert (out / course["log"]).exists()
 
     md = (out / "report.md").read_text()

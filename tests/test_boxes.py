@@ -275,3 +275,11 @@ def test_ops_iou_is_differentiable_and_finite():
     assert np.abs(g_iou[1]).sum() == 0  # disjoint: IoU gives no gradient ...
     assert np.abs(g_giou[1]).sum() > 0  # ... GIoU does
     assert iou.numpy()[2] == 0.0  # both zero area
+
+
+def test_box_iou_is_float64_from_the_coordinates_as_given():
+    # 1 + 1e-9 and 2**24 + 1 are not float32 numbers: rounded, both pairs would have IoU 1 exactly
+    iou = box_iou([[0, 0, 1, 1], [0, 0, 2**24, 1]], [[0, 0, 1 + 1e-9, 1], [0, 0, 2**24 + 1, 1]])
+    assert iou.dtype == np.float64
+    np.testing.assert_allclose(iou, [1 / (1 + 1e-9), 2**24 / (2**24 + 1)], rtol=1e-12)
+    assert np.all(iou < 1)

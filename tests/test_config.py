@@ -13,11 +13,11 @@ from dlcourse.course import results
     ("env", "expected"),
     [
         ({}, False),
-        ({"DLCOURSE_FAST": "1"}, True),
-        ({"DLCOURSE_FAST": "true"}, True),
-        ({"DLCOURSE_FAST": "0"}, False),
+        *[({"DLCOURSE_FAST": v}, True) for v in ("1", "true", "True", "yes", "on", " ON ")],
+        *[({"DLCOURSE_FAST": v}, False) for v in ("0", "false", "no", "off", "", "FALSE")],
         ({"NBGRADER_EXECUTION": "autograde"}, True),
         ({"DLCOURSE_GRADING": "1"}, True),
+        ({"DLCOURSE_GRADING": "yes", "DLCOURSE_FAST": "0"}, True),
     ],
 )
 def test_fast_mode_follows_the_environment(monkeypatch, env, expected):
@@ -28,13 +28,24 @@ def test_fast_mode_follows_the_environment(monkeypatch, env, expected):
     assert config.fast_mode() is expected
 
 
+@pytest.mark.parametrize("value", ["2", "maybe", "tru", "1.0"])
+def test_an_invalid_flag_is_refused_with_what_is_expected(monkeypatch, value):
+    monkeypatch.setenv("DLCOURSE_FAST", value)
+    with pytest.raises(ValueError, match=r"DLCOURSE_FAST to be one of 1/true/yes/on") as error:
+        config.fast_mode()
+    assert f"DLCOURSE_FAST={value!r}" in str(error.value)
+
+
 def test_setup_prints_one_line_report_and_seeds(monkeypatch, capsys):
     monkeypatch.setattr(config, "FAST", False)
     env = config.setup(seed=3, fast=True)
     line = capsys.readouterr().out
     assert line.count("\n") == 1
     assert f"TensorFlow {env['tensorflow']}" in line and f"Keras {env['keras']}" in line
-    assert "FAST mode" in line and "CPU" in line and "seed 3" in line
+    assert "FAST mode" in line and "seed 3" in line
+    # the device found: "CPU" here, "GPU x1" on the GPU CI job
+    assert env["device"] == "CPU" or env["device"].startswith("GPU x")
+    assert f"| {env['device']} |" in line
     assert config.FAST is True
     a = np.random.random(3)  # noqa: NPY002
     config.setup(seed=3, report=False)

@@ -19,6 +19,7 @@ from dlcourse.data import (
     make_scenes,
     resize_mask,
     segmentation_names,
+    shape_template,
     task_arrays,
 )
 
@@ -134,14 +135,30 @@ def test_counts_within_range_with_defaults():
     assert set(np.unique(counts)) == {1, 2, 3}
 
 
+def _whole_shapes(scenes: Scenes, size_range) -> np.ndarray:
+    """For every instance: is it a whole shape (its class's template of some size in the range,
+    cropped to its box), i.e. not covered anywhere by a later object?"""
+    whole = []
+    for labels, inst in zip(scenes.labels, scenes.instance_masks, strict=True):
+        for label, pixels in zip(labels, inst, strict=True):
+            x, y, w, h = tight_box(pixels)
+            crop = pixels[y : y + h, x : x + w]
+            templates = [
+                shape_template(int(label), s) for s in range(size_range[0], size_range[1] + 1)
+            ]
+            whole.append(
+                any(np.array_equal(crop, t[np.ix_(t.any(1), t.any(0))]) for t in templates)
+            )
+    return np.array(whole)
+
+
 def test_no_overlap_when_max_occlusion_is_zero():
-    scenes = make_scenes(100, objects=(3, 3), max_occlusion=0.0, seed=2)
-    for i in range(len(scenes)):
-        # Instances are disjoint anyway; with no occlusion each keeps its whole template area.
-        for j, label in enumerate(scenes.labels[i]):
-            width = int(scenes.boxes[i][j][2])
-            assert scenes.instance_masks[i][j].sum() > 0
-            assert width >= 4 and label >= 0
+    kwargs = {"image_size": 48, "objects": (3, 4), "size_range": (12, 20), "seed": 2}
+    # With no occlusion every object keeps every pixel of its shape ...
+    assert _whole_shapes(make_scenes(60, max_occlusion=0.0, **kwargs), (12, 20)).all()
+    # ... which the same scenes with occlusion allowed do not: the check can tell them apart.
+    occluded = _whole_shapes(make_scenes(60, max_occlusion=0.5, **kwargs), (12, 20))
+    assert (~occluded).sum() >= 10
 
 
 def test_full_occlusion_drops_hidden_objects():

@@ -193,3 +193,16 @@ def test_match_indices_agrees_with_match_detections_and_names_the_object():
         assert len(set(matched.tolist())) == len(matched)  # an object is matched once at most
         iou = box_utils.box_iou(pred[idx >= 0], truth[matched])
         assert np.all(iou >= 0.5)
+
+
+def test_equal_iou_with_two_truths_takes_the_last_as_cocoeval():
+    # the detection sits between two true boxes and overlaps each by exactly 5/15 = 1/3
+    truth = [[-5, 0, 10, 10], [5, 0, 10, 10]]
+    assert box_utils.box_iou([[0, 0, 10, 10]], truth, pairwise=True).tolist() == [[1 / 3, 1 / 3]]
+    # pycocotools COCOeval.evaluateImg replaces its candidate on an equal IoU: the last truth
+    assert match_indices([[0, 0, 10, 10]], [0.9], truth, iou_threshold=0.3).tolist() == [1]
+    # a second, lower-scoring detection with the same tie gets the one left over
+    two = match_indices([[0, 0, 10, 10]] * 2, [0.9, 0.8], truth, iou_threshold=0.3)
+    assert two.tolist() == [1, 0]
+    # a strictly better overlap still wins, wherever it is
+    assert match_indices([[-1, 0, 10, 10]], [0.9], truth, iou_threshold=0.3).tolist() == [0]

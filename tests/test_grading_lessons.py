@@ -83,7 +83,7 @@ def test_release_leaks_nothing(released, lesson):
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
 def test_released_stubs_fail_their_checks(released, lesson):
     plan, run = released[1][lesson.stem]
-    assert run.events == []
+    assert [e for e in run.events if e.kind != "kernel-verdict"] == []  # Keras-tensor tests
     stubs, _ = _halves(plan, run)
     assert stubs
     for i, t in stubs:
@@ -95,7 +95,7 @@ def test_released_stubs_fail_their_checks(released, lesson):
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
 def test_solutions_pass_with_only_setup_and_exercise_cells(released, lesson):
     plan, run = released[1][lesson.stem]
-    assert run.events == []
+    assert [e for e in run.events if e.kind != "kernel-verdict"] == []  # Keras-tensor tests
     _, solutions = _halves(plan, run)
     assert solutions
     for i, t in solutions:

@@ -138,7 +138,7 @@ def test_bilinear_kernel_values():
     np.testing.assert_allclose(odd[1, :, 0, 0], [1 / 3, 2 / 3, 1, 2 / 3, 1 / 3])
 
 
-@pytest.mark.parametrize("stride", [2, 3])
+@pytest.mark.parametrize("stride", [2, 3, 4, 5])
 def test_bilinear_transposed_convolution_equals_bilinear_upsampling_inside(stride):
     x = RNG.normal(size=(2, 5, 6, 3)).astype("float32")
     up = keras.layers.Conv2DTranspose(
@@ -152,10 +152,17 @@ def test_bilinear_transposed_convolution_equals_bilinear_upsampling_inside(strid
     expected = keras.layers.UpSampling2D(stride, interpolation="bilinear")(x).numpy()
     got = up(x).numpy()
     assert got.shape == expected.shape
-    inner = slice(stride, -stride)  # the border sees zero padding instead of repeated edges
+    # the border, stride // 2 pixels wide, sees zero padding instead of repeated edges
+    border = stride // 2
+    inner = slice(border, -border)
     np.testing.assert_allclose(
         got[:, inner, inner], expected[:, inner, inner], rtol=1e-5, atol=1e-5
     )
+    off = np.abs(got - expected).max(axis=(0, 3)) > 1e-3  # (H, W): where they differ
+    height, width = off.shape
+    rows, cols = np.flatnonzero(off[:, width // 2]), np.flatnonzero(off[height // 2])
+    assert rows.tolist() == [*range(border), *range(height - border, height)]
+    assert cols.tolist() == [*range(border), *range(width - border, width)]
     # The transposed convolution is the reference scatter-add with that kernel.
     np.testing.assert_allclose(
         got, R.conv_transpose2d(x, up.kernel.numpy(), stride, "same"), rtol=1e-5, atol=1e-5

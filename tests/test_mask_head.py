@@ -37,6 +37,60 @@ def test_crop_outside_the_image_reads_zero_and_bad_input_is_refused():
     assert mask_head.crop_boxes(image, np.zeros((0, 4)), [], size=4).shape == (0, 4, 4, 1)
 
 
+def _bilinear_reference(image, x, y, w, h, size):
+    """Plain loops: each crop pixel samples its centre, bilinear between pixel centres clamped to
+    the outermost ones; a centre outside the image (pixel-edge coordinates) reads 0."""
+    height, width, channels = image.shape
+    out = np.zeros((size, size, channels))
+    for i in range(size):
+        for j in range(size):
+            v, u = y + (i + 0.5) * h / size, x + (j + 0.5) * w / size  # pixel edges
+            if not (0 <= v <= height and 0 <= u <= width):
+                continue
+            cy, cx = min(max(v - 0.5, 0), height - 1), min(max(u - 0.5, 0), width - 1)
+            y0, x0 = int(np.floor(cy)), int(np.floor(cx))
+            y1, x1 = min(y0 + 1, height - 1), min(x0 + 1, width - 1)
+            fy, fx = cy - y0, cx - x0
+            out[i, j] = (image[y0, x0] * (1 - fy) * (1 - fx) + image[y0, x1] * (1 - fy) * fx
+                         + image[y1, x0] * fy * (1 - fx) + image[y1, x1] * fy * fx)  # fmt: skip
+    return out
+
+
+def test_whole_image_upsampled_has_no_ring_of_zeros():
+    image = np.arange(1, 17, dtype=np.float32).reshape(1, 4, 4, 1)
+    crop = mask_head.crop_boxes(image, [[0, 0, 4, 4]], [0], size=8)[0]
+    assert crop.min() == 1.0 and crop.max() == 16.0  # the corners read the corner pixels
+    np.testing.assert_allclose(crop, _bilinear_reference(image[0], 0, 0, 4, 4, 8), atol=1e-5)
+
+
+def test_crop_matches_a_numpy_reference_at_the_edges_and_outside():
+    rng = np.random.default_rng(4)
+    images = rng.random((2, 9, 12, 2)).astype(np.float32)
+    boxes = [
+        [0, 0, 12, 9],  # the whole image, upsampled
+        [7.5, 5.25, 4.5, 3.75],  # touches the right and bottom edges, smaller than the crop
+        [0, 0, 3, 2],  # the top-left corner
+        [-2.5, 6, 5, 6],  # partly outside, left and bottom
+        [10, -3, 6, 5],  # partly outside, right and top
+        [2.3, 1.7, 6.4, 5.9],  # inside, fractional
+    ]
+    index = [0, 1, 0, 1, 0, 1]
+    crops = mask_head.crop_boxes(images, boxes, index, size=8)
+    for crop, box, i in zip(crops, boxes, index, strict=True):
+        np.testing.assert_allclose(crop, _bilinear_reference(images[i], *box, 8), atol=1e-5)
+
+
+def test_mask_targets_of_an_object_at_the_image_edge_reach_the_edge():
+    mask = np.zeros((1, 12, 12), np.float32)
+    mask[0, 8:, 8:] = 1  # a 4×4 object in the bottom-right corner, its box smaller than the crop
+    target = mask_head.crop_boxes(mask, [[8, 8, 4, 4]], [0], size=16)[0, ..., 0]
+    # the first two rows and columns blend with the background pixels above and left of the box
+    np.testing.assert_array_equal(target[2:, 2:], np.ones((14, 14)))
+    assert target[0, 0] == 0.625**2  # a quarter-and-an-eighth pixel from the box's corner
+    nearest = mask_head.crop_boxes(mask, [[8, 8, 4, 4]], [0], size=16, method="nearest")
+    np.testing.assert_array_equal(nearest[0, ..., 0], np.ones((16, 16)))
+
+
 def test_paste_inverts_crop_at_the_box_size():
     rng = np.random.default_rng(1)
     masks = rng.random((2, 16, 16)) < 0.5

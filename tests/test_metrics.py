@@ -219,6 +219,20 @@ def test_model_cost_counts_the_convolution_inside_resize_conv():
     assert cost["activation_bytes"] == 4 * (32 + 320)
 
 
+def test_model_cost_depth_multiplier_hand_counted():
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.SeparableConv2D(5, 3, padding="same", depth_multiplier=2, name="sep")(inputs)
+    outputs = keras.layers.DepthwiseConv2D(3, padding="same", depth_multiplier=3, name="dw")(x)
+    cost = metrics.model_cost(keras.Model(inputs, outputs), (8, 8, 3))
+    rows = {r["name"]: r for r in cost["layers"]}
+    # separable: a 3×3 filter per each of 3 × 2 = 6 intermediate channels, then 6 -> 5 pointwise
+    assert rows["sep"]["multiply_adds"] == 8 * 8 * (9 * 6 + 6 * 5)
+    assert rows["sep"]["params"] == 9 * 6 + 6 * 5 + 5
+    # depthwise: a 3×3 filter per each of 5 × 3 = 15 output channels
+    assert rows["dw"]["multiply_adds"] == 8 * 8 * 9 * 15
+    assert rows["dw"]["output_shape"] == (8, 8, 15)
+
+
 def test_measure_step_time():
     inputs = keras.Input((8, 8, 3))
     model = keras.Model(inputs, keras.layers.Conv2D(4, 1, activation="softmax")(inputs))
@@ -249,3 +263,38 @@ def test_step_timer_times_steps_and_training_part_of_epochs():
     timing = timer.timing(skip=2)
     assert timing["step_seconds"] == float(np.median(timer.seconds[2:]))
     assert timing["cpu_step_seconds"] == sum(timer.epoch_cpu_seconds) / 6
+
+
+# ------------------------------------------------------------------ labels with a channel axis
+
+
+def test_masks_with_a_channel_axis_of_size_one_are_labels_not_scores():
+    rng = np.random.default_rng(0)
+    m = rng.integers(0, 3, (2, 6, 6, 1))
+    assert metrics.pixel_accuracy(m, m) == 1.0
+    assert (
+        metrics.pixel_accuracy(m[..., 0], m) == 1.0 and metrics.pixel_accuracy(m, m[..., 0]) == 1.0
+    )
+    np.testing.assert_array_equal(
+        metrics.confusion_matrix(m, m, 3), np.diag(np.bincount(m.ravel(), minlength=3))
+    )
+    np.testing.assert_array_equal(metrics.per_class_iou(m, m, 3), [1.0, 1.0, 1.0])
+    assert metrics.mean_iou(m, m, 3) == 1.0
+    assert metrics.boundary_f1(m, m) == 1.0
+    other = (m + 1) % 3
+    assert metrics.pixel_accuracy(m, other) == 0.0 and metrics.mean_iou(m, other, 3) == 0.0
+    # scores with two or more classes are still argmax-ed
+    assert metrics.pixel_accuracy(m, one_hot_scores(m[..., 0], 3)) == 1.0
+
+
+def test_one_score_per_pixel_is_refused_with_a_clear_error():
+    m = np.zeros((2, 4, 4, 1), int)
+    sigmoid = np.full((2, 4, 4, 1), 0.7, np.float32)
+    with pytest.raises(ValueError, match="scores need at least 2 classes"):
+        metrics.pixel_accuracy(m, sigmoid)
+    metric = metrics.MeanIoU(num_classes=2)
+    with pytest.raises(ValueError, match="at least 2 classes on the last axis"):
+        metric.update_state(m, sigmoid)
+    metric = metrics.MeanIoU(num_classes=2, sparse_y_pred=True)
+    metric.update_state(m, m)  # labels with a channel axis: fine with sparse_y_pred
+    assert float(metric.result()) == pytest.approx(1.0)  # Keras adds 1e-7 to the union

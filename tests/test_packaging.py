@@ -23,18 +23,15 @@ def test_pyproject_declares_the_console_script_and_extras(repo_root):
     project = _pyproject(repo_root)["project"]
     assert project["name"] == "dlcourse"
     assert project["scripts"] == {"dlcourse": "dlcourse.course.cli:main"}
-    assert {"dev", "instructor"} <= set(project["optional-dependencies"])
+    extras = project["optional-dependencies"]
+    assert {"dev", "instructor", "pets"} <= set(extras)
     names = {re.split(r"[<>=!~\[ ;]", dep)[0].lower() for dep in project["dependencies"]}
-    assert {
-        "tensorflow",
-        "keras",
-        "tensorflow-datasets",
-        "importlib_resources",
-        "numpy",
-        "matplotlib",
-        "nbclient",
-        "nbformat",
-    } <= names
+    assert {"tensorflow", "keras", "numpy", "matplotlib", "nbclient", "nbformat"} <= names
+    # only lesson 09's real photographs need tfds: an extra, which the dev extra pulls in
+    assert "tensorflow-datasets" not in names and "importlib_resources" not in names
+    pets = {re.split(r"[<>=!~\[ ;]", dep)[0].lower() for dep in extras["pets"]}
+    assert pets == {"tensorflow-datasets", "importlib_resources"}
+    assert "dlcourse[pets]" in extras["dev"]
     # lower bounds only: an exact pin would fight Colab's preinstalled TensorFlow
     assert not any("==" in dep for dep in project["dependencies"])
 
@@ -152,6 +149,18 @@ def test_every_keras_object_of_the_package_is_registered_by_register_keras_objec
                 assert f"dlcourse>{name}" in fresh.stdout, (
                     f"{name} not registered by `dlcourse.register_keras_objects()`"
                 )
+
+
+def test_one_ruff_version_for_pre_commit_pyproject_and_this_test(repo_root):
+    hooks = yaml.safe_load((repo_root / ".pre-commit-config.yaml").read_text())["repos"]
+    rev = next(r["rev"] for r in hooks if r["repo"].endswith("/ruff-pre-commit"))
+    dev = _pyproject(repo_root)["project"]["optional-dependencies"]["dev"]
+    pin = next(d for d in dev if re.match(r"ruff\b", d))
+    assert pin == f"ruff=={rev.removeprefix('v')}", (pin, rev)
+    installed = subprocess.run(
+        [sys.executable, "-m", "ruff", "--version"], capture_output=True, text=True, check=True
+    ).stdout.split()[-1]
+    assert f"ruff=={installed}" == pin, f"installed ruff {installed}, pinned {pin}: reinstall dev"
 
 
 def test_ruff_lint_and_format_are_clean(repo_root):

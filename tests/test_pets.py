@@ -1,5 +1,7 @@
 """dlcourse.data.pets: trimaps, the offline look-alike, source choice and the tfds path (mocked)."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -194,3 +196,19 @@ def test_pets_dataset_pet_targets_match_the_arrays():
     np.testing.assert_array_equal(weights.numpy(), expected[1])
     with pytest.raises(ValueError, match="targets"):
         pets.pets_dataset("train", 24, 3, n=3, source="mock", targets="boxes")
+
+
+def test_without_tfds_the_look_alike_works_and_the_real_path_says_what_to_install(monkeypatch):
+    # None in sys.modules makes `import tensorflow_datasets` raise ImportError, as if not installed
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)
+    monkeypatch.delenv(pets.SOURCE_VARIABLE, raising=False)
+    assert pets.tfds_installed() is False and pets.is_prepared() is False
+    assert pets.choose_source("auto", fast=True)[0] == "mock"  # FAST, CI, grading: offline
+    monkeypatch.setattr(pets, "host_reachable", lambda *a, **k: True)  # even online
+    source, reason = pets.choose_source("auto", fast=False)
+    assert source == "mock" and "dlcourse[pets]" in reason
+    data = pets.load_pets("train", n=3, image_size=24, source="auto", seed=1)
+    assert data.source == "mock" and data.images.shape == (3, 24, 24, 3)
+    with pytest.raises(ImportError, match=r"pip install 'dlcourse\[pets\]'") as error:
+        pets.load_pets("train", n=3, image_size=24, source="tfds")
+    assert "\n" not in str(error.value)  # one line

@@ -169,3 +169,12 @@ def test_default_lessons_dir_is_the_repository_s(monkeypatch, tmp_path):
     repo = Path(__file__).resolve().parents[1]
     assert runner.default_lessons_dir() == repo / "lessons"
     assert [lesson.number for lesson in runner.discover()][:2] == ["01", "02"]
+
+
+@pytest.mark.parametrize(("value", "expected"), [("true", True), ("off", False)])
+def test_run_records_fast_as_the_lessons_read_it(tmp_path, monkeypatch, value, expected):
+    # DLCOURSE_FAST=true ran the lessons FAST but was recorded as "fast": false (two parsers)
+    monkeypatch.setenv("DLCOURSE_FAST", value)
+    report = runner.run(runner.select(["1"], FIXTURES), tmp_path, progress=False)
+    assert report["lessons"]["01_good_lesson"]["figures"]["fast"] is expected
+    assert report["environment"]["fast"] is expected

@@ -221,15 +221,13 @@ def run(
     progress: bool = True,
 ) -> dict:
     """Run ``lessons`` in order, write ``out_dir/results.json`` and return its content."""
-    from dlcourse.config import environment
+    from dlcourse.config import environment, fast_mode
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     env = environment()
-    if fast is not None:
-        env["fast"] = fast
-    else:
-        env["fast"] = os.environ.get("DLCOURSE_FAST", "") == "1"
+    # the kernels inherit this environment: they decide FAST with the same parser
+    env["fast"] = bool(fast) if fast is not None else fast_mode()
     report = {"lessons": {}, "environment": env}
     for lesson in lessons:
         result = run_lesson(

@@ -19,6 +19,10 @@ look-alike in FAST mode (CI and grading must be offline and deterministic); the 
 tfds has it prepared in ``data_dir``, or when its download host can be reached (Colab); otherwise
 the look-alike, with the reason. Asking for ``source="tfds"`` with neither data nor network fails
 at once with what to do, instead of tfds's own retries (about 200 s offline).
+
+``tensorflow-datasets`` is an optional dependency (``pip install "dlcourse[pets]"``; Colab has it):
+only the real photographs need it. Without it ``"auto"`` picks the look-alike and says why, and
+``source="tfds"`` fails at once with that install line.
 """
 
 from __future__ import annotations
@@ -271,8 +275,25 @@ def host_reachable(host: str = DOWNLOAD_HOST, port: int = 443, timeout: float = 
         return False
 
 
+INSTALL_TFDS = (
+    "The real Oxford-IIIT Pet photographs need tensorflow-datasets, which is not installed: "
+    "pip install 'dlcourse[pets]' (Colab has it), or use source='mock' for the offline look-alike."
+)
+
+
+def tfds_installed() -> bool:
+    """Whether ``tensorflow_datasets`` can be imported (the real photographs need it)."""
+    try:
+        import tensorflow_datasets  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def is_prepared(data_dir=None) -> bool:
     """Whether tfds has Oxford-IIIT Pet downloaded and prepared in ``data_dir``."""
+    if not tfds_installed():
+        return False  # no tfds, nothing it could read
     import tensorflow_datasets as tfds
 
     try:
@@ -285,8 +306,8 @@ def choose_source(source: str = "auto", data_dir=None, fast: bool | None = None)
     """``(source, reason)``: ``"tfds"`` (the real photographs) or ``"mock"`` (the look-alike).
 
     ``"auto"`` checks, in order: the ``DLCOURSE_PETS_SOURCE`` variable; FAST mode (look-alike);
-    data prepared in ``data_dir`` (real); the download host reachable (real, a download of about
-    811 MB); otherwise the look-alike.
+    tensorflow-datasets not installed (look-alike); data prepared in ``data_dir`` (real); the
+    download host reachable (real, a download of about 811 MB); otherwise the look-alike.
     """
     if source not in SOURCES:
         raise ValueError(f"Expected source in {SOURCES}. Received: source={source!r}")
@@ -303,6 +324,8 @@ def choose_source(source: str = "auto", data_dir=None, fast: bool | None = None)
         from dlcourse.config import FAST as fast
     if fast:
         return "mock", "FAST mode (CI, grading): the offline look-alike"
+    if not tfds_installed():
+        return "mock", "tensorflow-datasets is not installed (pip install 'dlcourse[pets]')"
     if is_prepared(data_dir):
         return "tfds", "Oxford-IIIT Pet is prepared in the tfds data directory"
     if host_reachable():
@@ -321,6 +344,8 @@ def examples(split: str = "train", n: int | None = None, source: str = "auto", d
     chosen, reason = choose_source(source, data_dir)
     if chosen == "mock":
         return mock_tf_dataset(split, n, seed), chosen, reason
+    if not tfds_installed():
+        raise ImportError(INSTALL_TFDS)
     import tensorflow_datasets as tfds
 
     prepared = is_prepared(data_dir)

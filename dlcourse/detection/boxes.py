@@ -209,6 +209,9 @@ def _pair_up(a, b, pairwise: bool, expand_dims):
 def box_iou(a, b, format: str = "xywh", pairwise: bool = False) -> np.ndarray:
     """Intersection over union of boxes, in NumPy (float64): the reference the tests trust.
 
+    The coordinates are used in float64 as given (``validate_boxes`` only checks them), so two
+    boxes that differ below float32 resolution still get their exact IoU.
+
     Pixel-edge semantics: boxes that only touch share no pixel and have IoU 0. IoU does not change
     when x and y are scaled, so ``"rel_xywh"`` boxes give the same IoU as their pixel versions.
 
@@ -231,8 +234,9 @@ def box_iou(a, b, format: str = "xywh", pairwise: bool = False) -> np.ndarray:
         [[1. 0.]]
     """
     fmt = check_format(format)
-    a = validate_boxes(a, fmt, "a").astype(np.float64)
-    b = validate_boxes(b, fmt, "b").astype(np.float64)
+    validate_boxes(a, fmt, "a")
+    validate_boxes(b, fmt, "b")
+    a, b = _as_boxes(a, "a"), _as_boxes(b, "b")  # float64 as given, not rounded to float32
     a, b = _pair_up(a, b, pairwise, np.expand_dims)
     ax1, ay1, ax2, ay2 = _corners(a, fmt)
     bx1, by1, bx2, by2 = _corners(b, fmt)

@@ -5,8 +5,8 @@ best-scoring box of each cluster (:func:`non_max_suppression`, the same rule as
 ``tf.image.non_max_suppression``, tested against it). Detections are then judged against the true
 objects: a detection is a **true positive** when it overlaps a true box of its class that no
 higher-scoring detection took, by IoU at least ``iou_threshold`` (:func:`match_detections`, the
-COCO rule: the best still-unmatched true box wins; a second detection of the same object is a
-false positive). Sorting all detections of a class by score gives a precision–recall curve, and
+COCO rule: the best still-unmatched true box wins, the last one on an exact tie as in pycocotools;
+a second detection of the same object is a false positive). Sorting all detections of a class by score gives a precision–recall curve, and
 **average precision** is the area under its upper envelope (:func:`average_precision`,
 all-point interpolation, PASCAL VOC 2010 onwards). **mAP** is the mean over the classes
 (:func:`mean_average_precision`); mAP@0.5 is the lectures' figure.
@@ -124,9 +124,11 @@ def match_detections(
 ) -> np.ndarray:
     """Which detections of one class in one image are true positives (the COCO rule).
 
-    Detections are taken by descending score; each takes the still-unmatched true box it overlaps
-    most, if that IoU is at least ``iou_threshold``, and is a false positive otherwise (a second
-    detection of an object already found is one).
+    Detections are taken by descending score (equal scores in their given order); each takes the
+    still-unmatched true box it overlaps most, if that IoU is at least ``iou_threshold``, and is a
+    false positive otherwise (a second detection of an object already found is one). A detection
+    overlapping two free true boxes by exactly the same IoU takes the **last** of them, as
+    pycocotools' ``COCOeval.evaluateImg`` does (it replaces its candidate on an equal IoU).
 
     Args:
         pred_boxes: ``(N, 4)`` detected boxes; pred_scores: ``(N,)``.
@@ -166,7 +168,7 @@ def match_indices(
     free = np.ones(len(true), dtype=bool)
     for i in _by_score(scores):
         candidates = np.where(free, iou[i], -1.0)
-        j = int(np.argmax(candidates))
+        j = len(candidates) - 1 - int(np.argmax(candidates[::-1]))  # ties: the last, as COCO
         if candidates[j] >= iou_threshold:
             matched[i], free[j] = j, False
     return matched

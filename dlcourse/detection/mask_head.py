@@ -6,8 +6,9 @@ predicts, inside every box, which pixels belong to the object. This module is th
 course's scale:
 
 - :func:`crop_boxes` cuts every box out of its image and resizes it to ``size × size``
-  (``tf.image.crop_and_resize``, sampling at the crop's pixel centres; Mask R-CNN crops backbone
-  features with RoIAlign, this crops pixels, so the head does not depend on the detector);
+  (bilinear sampling at the crop's pixel centres, as RoIAlign with one sample per bin; Mask R-CNN
+  crops backbone features with RoIAlign, this crops pixels, so the head does not depend on the
+  detector);
 - :func:`mask_head_data` makes training pairs from true boxes, jittered like a detector's boxes,
   with the object's own visible pixels (its instance mask, cropped the same way) as the target;
 - :func:`build_mask_head` is lesson 09's U-Net at 16×16 with two outputs (not the object, the
@@ -51,32 +52,44 @@ def _size(size) -> int:
     return int(size)
 
 
-def _sampling_boxes(boxes: np.ndarray, height: int, width: int, size: int) -> np.ndarray:
-    """``crop_and_resize`` boxes ``[y1, x1, y2, x2]`` that sample each crop pixel at its centre.
+def _sample_axis(start, length, size: int, limit: int, method: str):
+    """Where the ``size`` crop pixel centres of boxes ``(start, length)`` read along one axis.
 
-    ``crop_and_resize`` maps a normalised coordinate ``c`` to the pixel-centre coordinate
-    ``c * (L - 1)`` and spaces ``size`` samples from ``y1`` to ``y2`` inclusive. Crop pixel ``i``
-    of a box ``(x, w)`` covers ``x + i w / size .. x + (i + 1) w / size`` (pixel edges); its centre,
-    in pixel-centre coordinates, is ``x + (i + 0.5) w / size - 0.5``.
+    Crop pixel ``i`` of a box ``(x, w)`` covers ``x + i w / size .. x + (i + 1) w / size`` (pixel
+    edges); it samples the image at its centre ``u = x + (i + 0.5) w / size``, which in
+    pixel-centre coordinates is ``c = u - 0.5``. Returns ``(low, high, weight of high, inside)``,
+    each ``(K, size)``: the two pixels to blend (the same one for ``"nearest"``) and whether ``u``
+    lies inside the image, ``0 <= u <= limit``.
     """
-    x, y, w, h = boxes.T
-    first_x, last_x = x + 0.5 * w / size - 0.5, x + w - 0.5 * w / size - 0.5
-    first_y, last_y = y + 0.5 * h / size - 0.5, y + h - 0.5 * h / size - 0.5
-    return np.stack(
-        [first_y / max(height - 1, 1), first_x / max(width - 1, 1),
-         last_y / max(height - 1, 1), last_x / max(width - 1, 1)], axis=1,
-    ).astype(np.float32)  # fmt: skip
+    u = start[:, None] + (np.arange(size) + 0.5) * length[:, None] / size
+    inside = (u >= 0) & (u <= limit)
+    if method == "nearest":  # the pixel the sample falls in
+        low = np.clip(np.floor(u), 0, limit - 1).astype(np.int64)
+        return low, low, np.zeros(u.shape), inside
+    c = np.clip(u - 0.5, 0, limit - 1)  # clamped to the outermost pixel centres
+    low = np.floor(c).astype(np.int64)
+    high = np.minimum(low + 1, limit - 1)
+    return low, high, c - low, inside
 
 
 def crop_boxes(images, boxes, image_index, size: int = MASK_SIZE, method: str = "bilinear"):
     """Every box cut out of its image and resized to ``(size, size)``: float32 ``(K, size, size, C)``.
+
+    Crop pixel ``(i, j)`` samples the image at its own centre (a box ``(x, y, w, h)`` split into
+    ``size × size`` cells, pixel-edge coordinates). Bilinear sampling blends the four nearest
+    pixel centres, **clamped to the outermost pixel centres**: a point in the half-pixel border
+    of the image reads the edge pixel, so a crop of a box inside the image never reads a zero
+    the image does not have. A point outside the image reads 0. This is RoIAlign
+    (``torchvision.ops.roi_align(..., aligned=True, sampling_ratio=1)``) inside the image; it
+    differs only outside, where RoIAlign still reads the edge pixel up to half a pixel beyond.
 
     Args:
         images: ``(N, H, W, C)`` (or ``(N, H, W)`` masks, given a channel axis and returned with it).
         boxes: ``(K, 4)`` pixel ``xywh`` boxes; parts outside the image read as 0.
         image_index: ``(K,)`` the image of each box.
         size: crop side in pixels.
-        method: ``"bilinear"`` (images, soft masks) or ``"nearest"``.
+        method: ``"bilinear"`` (images, soft masks) or ``"nearest"`` (the pixel each crop pixel's
+            centre falls in).
 
     Example:
     >>> image = np.arange(16, dtype="float32").reshape(1, 4, 4, 1)
@@ -84,8 +97,6 @@ def crop_boxes(images, boxes, image_index, size: int = MASK_SIZE, method: str = 
     array([[0., 1.],
            [4., 5.]], dtype=float32)
     """
-    import tensorflow as tf
-
     images = np.asarray(images, dtype=np.float32)
     if images.ndim == 3:
         images = images[..., None]
@@ -102,11 +113,19 @@ def crop_boxes(images, boxes, image_index, size: int = MASK_SIZE, method: str = 
         raise ValueError(f"Expected method 'bilinear' or 'nearest'. Received: {method!r}")
     if len(boxes) == 0:
         return np.zeros((0, size, size, images.shape[-1]), np.float32)
-    crops = tf.image.crop_and_resize(
-        images, _sampling_boxes(boxes, *images.shape[1:3], size), index, (size, size),
-        method=method, extrapolation_value=0.0,
-    )  # fmt: skip
-    return crops.numpy()
+    height, width = images.shape[1:3]
+    r0, r1, fr, in_r = _sample_axis(boxes[:, 1], boxes[:, 3], size, height, method)
+    c0, c1, fc, in_c = _sample_axis(boxes[:, 0], boxes[:, 2], size, width, method)
+    n = index[:, None, None]
+    fr, fc = fr[:, :, None, None], fc[:, None, :, None]
+
+    def at(rows, cols):  # (K, size, size, C): image n, rows × cols of each box
+        return images[n, rows[:, :, None], cols[:, None, :]].astype(np.float64)
+
+    crops = (at(r0, c0) * (1 - fr) * (1 - fc) + at(r0, c1) * (1 - fr) * fc
+             + at(r1, c0) * fr * (1 - fc) + at(r1, c1) * fr * fc)  # fmt: skip
+    crops *= (in_r[:, :, None] & in_c[:, None, :])[..., None]
+    return crops.astype(np.float32)
 
 
 def jitter_boxes(boxes, rng: np.random.Generator, amount: float = 0.1) -> np.ndarray:

@@ -26,10 +26,18 @@ STATUSES = {
     "graded": "graded normally",
     "flagged": "graded, but something needs a look (see reason)",
     "error": "the run broke (crash, timeout, memory or CPU limit): the score counts what passed",
+    "needs_review": "the student's code tampered with the checks: 0 for that test, look at it",
     "invalid": "the file is not a readable notebook: score 0",
     "missing": "no notebook in the submission: score 0",
 }
-SEVERITY = ["graded", "flagged", "error", "invalid", "missing"]
+SEVERITY = ["graded", "flagged", "error", "needs_review", "invalid", "missing"]
+# the status an event of the run gives (any other event: the run broke, ``error``)
+EVENT_STATUS = {
+    "processes": "flagged",
+    "trusted": "flagged",
+    "kernel-verdict": "graded",
+    "tamper": "needs_review",
+}
 MAX_EXTRA_BYTES = 50 * 2**20
 
 
@@ -265,7 +273,7 @@ async def grade_notebook(
     for e in run.events:
         reasons.append(f"{_label(plan, e.step)}: {e.detail}")
         # a run that broke is an error; many processes left behind only need a look
-        status = worst([status, "flagged" if e.kind == "processes" else "error"])
+        status = worst([status, EVENT_STATUS.get(e.kind, "error")])
     if plan.mode == "exercises" and plan.skipped:
         names = [
             plan.steps[i].grade_id for i, t in tests.items() if t["detail"].startswith("NameError")

@@ -29,6 +29,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from dlcourse.grading.kernel import SandboxedKernelManager, new_runtime
 from dlcourse.grading.merge import Plan
 from dlcourse.grading.sandbox import SandboxConfig
+from dlcourse.grading.trusted import TrustedSession, enabled
 
 MAX_OUTPUT_CHARS = 200_000
 MAX_RESTARTS = 8
@@ -147,6 +148,12 @@ class Runner:
         self._current: int | None = None
         self._exec_nb = nbformat.v4.new_notebook()
         self._slots = 0
+        # test cells are judged in a second interpreter that never runs student code (trusted.py)
+        self.trusted = (
+            TrustedSession(sandbox, stage, scratch, startup_timeout=startup_timeout)
+            if enabled(sandbox)
+            else None
+        )
 
     def _slot(self, code: str) -> tuple[nbformat.NotebookNode, int]:
         cell = nbformat.v4.new_code_cell(code)
@@ -194,6 +201,8 @@ class Runner:
             if not log.closed:
                 log.close()
         self.client = client
+        if self.trusted is not None:
+            await self.trusted.kernel_started(self, step)
         if self.kernels > 1:
             for code in self.plan.setup:
                 cell, index = self._slot(code)
@@ -320,10 +329,17 @@ class Runner:
         start = time.monotonic()
         deadline = start + self.budget
         results: dict[int, list[SegmentResult]] = {}
+        if self.trusted is not None:
+            self.trusted.begin(self.plan.setup)
         try:
             for i, step in enumerate(self.plan.steps):
                 if not (step.is_code and step.run and step.segments):
                     continue
+                if step.role == "test" and self.trusted is not None:
+                    judged = await self.trusted.grade(self, i, step, deadline)
+                    if judged is not None:
+                        results[i] = judged
+                        continue
                 out: list[SegmentResult] = []
                 for seg in step.segments:
                     if out and out[-1].status != "ok":
@@ -338,7 +354,11 @@ class Runner:
                     out.append(await self._execute(seg.code, seg.hidden, i, deadline))
                     if step.origin == "student" and self.client is not None:
                         self._count_tasks(self.client)
+                if step.role == "test" and self.trusted is not None:
+                    out = await self.trusted.finish(self, i, out, deadline)
                 results[i] = out
         finally:
             await self._stop()
+            if self.trusted is not None:
+                await self.trusted.close()
         return RunResult(results, self.events, time.monotonic() - start, self.kernels)

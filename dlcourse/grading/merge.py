@@ -22,6 +22,7 @@ cells are self-contained), in the source's order: seconds per submission instead
 
 from __future__ import annotations
 
+import ast
 import copy
 import dataclasses
 import re
@@ -72,6 +73,7 @@ class Plan:
     flagged: bool = False
     mode: str = "all"
     skipped: int = 0  # code cells of the student's own that ``exercises`` mode does not run
+    student_names: frozenset[str] = frozenset()  # what the source's solution cells define
 
     def notebook(self, metadata) -> nbformat.NotebookNode:
         nb = fmt.new_notebook([s.cell for s in self.steps])
@@ -211,7 +213,30 @@ def build(source, submission, mode: str = "auto") -> Plan:
             and c.source.strip()
             and fmt.normalise(c.source) not in known
         )
-    return Plan(steps, setup, notes, flagged, mode, skipped)
+    names = frozenset().union(
+        *(defined_names(c.source) for c in src_by_id.values() if fmt.role(c) == "solution")
+    )
+    return Plan(steps, setup, notes, flagged, mode, skipped, names)
+
+
+def defined_names(code: str) -> set[str]:
+    """Top-level names a cell binds (functions, classes, assignments; not imports): the names a
+    test must take from the student's kernel, never from the trusted interpreter's setup."""
+    from dlcourse.grading._trusted import python_source
+
+    try:
+        tree = ast.parse(python_source(code))
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+    return names
 
 
 def _source_order(source, src_by_id) -> list[str]:

@@ -26,9 +26,11 @@ class BilinearUpsamplingInitializer(keras.initializers.Initializer):
     Channel ``i`` of the output is the bilinear interpolation of channel ``i`` of the input (no
     mixing of channels), so the layer needs ``filters`` equal to its input channels. With
     ``strides=s``, ``kernel_size=2 * s - s % 2`` and ``padding="same"`` the layer then computes
-    ``UpSampling2D(s, interpolation="bilinear")`` exactly, except on the one-pixel border (where
-    the transposed convolution sees zeros instead of repeating the edge). Training may move the
-    kernel away from it: that is the point (Long, Shelhamer & Darrell, FCN, 2015).
+    ``UpSampling2D(s, interpolation="bilinear")`` exactly, except on a border ``s // 2`` pixels
+    wide on every side (1 pixel for strides 2 and 3, 2 for 4 and 5): the output pixels whose
+    centres lie beyond the outermost input pixel centres, where ``UpSampling2D`` repeats the edge
+    value and the transposed convolution blends it with zeros. Training may move the kernel away
+    from it: that is the point (Long, Shelhamer & Darrell, FCN, 2015).
 
     Example:
         >>> import numpy as np

@@ -32,10 +32,11 @@ def _conv_macs(layer, in_shape, out_shape) -> int:
     c_in, c_out = in_shape[-1], out_shape[-1]
     if kind == "Conv2DTranspose":  # every input pixel scatters a k×k×c_out kernel
         return in_pixels * k * c_in * c_out
-    if kind == "DepthwiseConv2D":
+    if kind == "DepthwiseConv2D":  # c_out = c_in * depth_multiplier, one k×k filter each
         return out_pixels * k * c_out
-    if kind == "SeparableConv2D":
-        return out_pixels * k * c_in * cfg["depth_multiplier"] + out_pixels * c_in * c_out
+    if kind == "SeparableConv2D":  # depthwise to c_in * m channels, then pointwise to c_out
+        mid = c_in * cfg["depth_multiplier"]
+        return out_pixels * k * mid + out_pixels * mid * c_out
     # Conv1D/2D/3D and layers built around one convolution at their output resolution
     # (ResizeConv2D: upsample, then convolve).
     return out_pixels * k * (c_in // cfg.get("groups", 1)) * c_out

@@ -5,9 +5,11 @@ on whole arrays), :class:`MeanIoU` (the same mean IoU as a Keras metric for ``fi
 :func:`boundary_f1` (how crisp a mask is).
 
 Inputs follow the course conventions: ``y_true`` is an integer mask ``(N, H, W)`` (or one ``(H, W)``
-mask; a trailing axis of size 1 is dropped); ``y_pred`` is either such a mask or per-pixel scores
-``(N, H, W, K)`` — probabilities or logits, reduced with ``argmax`` over the last axis (the argmax of
-logits and of their softmax are the same).
+mask); ``y_pred`` is either such a mask or per-pixel scores ``(N, H, W, K)`` with ``K >= 2`` —
+probabilities or logits, reduced with ``argmax`` over the last axis (the argmax of logits and of
+their softmax are the same). A trailing axis of size 1, on either argument, is a channel axis of
+labels and is dropped: one score per pixel is not a class distribution, so ``(N, H, W, 1)`` is
+always a mask of labels (a single sigmoid channel must be thresholded into labels first).
 
 **Absent classes.** A class that appears neither in the truth nor in the prediction has IoU
 0/0: :func:`per_class_iou` returns ``NaN`` for it and :func:`mean_iou` averages over the other
@@ -35,12 +37,19 @@ __all__ = [
 
 
 def _labels(y_true, y_pred):
-    """Both arguments as integer label arrays of the same shape (scores are argmax-ed)."""
+    """Both arguments as integer label arrays of the same shape (scores are argmax-ed).
+
+    A trailing axis of size 1 is a labels' channel axis (dropped, on either argument); ``y_pred``
+    with one more axis than ``y_true`` and at least 2 entries on it is scores (argmax-ed).
+    """
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
     if y_true.ndim == 4 and y_true.shape[-1] == 1:
         y_true = y_true[..., 0]
-    if y_pred.ndim == y_true.ndim + 1:
+    channel = y_pred.ndim == y_true.ndim + 1 and y_pred.shape[-1] == 1
+    if channel:
+        y_pred = y_pred[..., 0]
+    elif y_pred.ndim == y_true.ndim + 1:
         y_pred = np.argmax(y_pred, axis=-1)
     if y_true.shape != y_pred.shape:
         raise ValueError(
@@ -49,7 +58,15 @@ def _labels(y_true, y_pred):
         )
     for name, y in (("y_true", y_true), ("y_pred", y_pred)):
         if not (np.issubdtype(y.dtype, np.integer) or np.all(np.equal(np.mod(y, 1), 0))):
-            raise ValueError(f"Expected integer class ids in {name}. Received dtype={y.dtype}")
+            hint = (
+                " (a trailing axis of size 1 holds labels; scores need at least 2 classes on "
+                "the last axis, and one sigmoid channel must be thresholded into labels first)"
+                if name == "y_pred" and channel
+                else ""
+            )
+            raise ValueError(
+                f"Expected integer class ids in {name}{hint}. Received dtype={y.dtype}"
+            )
     return y_true.astype(np.int64), y_pred.astype(np.int64)
 
 
@@ -58,7 +75,8 @@ def pixel_accuracy(y_true, y_pred) -> float:
 
     Args:
         y_true: integer mask ``(N, H, W)`` or ``(H, W)``.
-        y_pred: mask of the same shape, or scores ``(..., K)`` (argmax over the last axis).
+        y_pred: mask of the same shape, or scores ``(..., K)``, ``K >= 2`` (argmax over the last
+            axis); a trailing axis of size 1 on either is a labels' channel axis.
 
     Example:
     >>> pixel_accuracy([[0, 1], [1, 1]], [[0, 1], [0, 1]])
@@ -158,6 +176,17 @@ class MeanIoU(keras.metrics.MeanIoU):
             axis=axis,
         )
 
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """As Keras, but scores with a single class (their argmax is always 0) are refused."""
+        shape = tuple(y_pred.shape) if hasattr(y_pred, "shape") else np.shape(y_pred)
+        if not self.sparse_y_pred and shape[-1:] == (1,):
+            raise ValueError(
+                "Expected per-pixel scores with at least 2 classes on the last axis "
+                f"(sparse_y_pred=False). Received: y_pred.shape={shape}; for "
+                "labels with a channel axis of size 1 use sparse_y_pred=True"
+            )
+        return super().update_state(y_true, y_pred, sample_weight)
+
 
 def _boundaries(labels: np.ndarray) -> np.ndarray:
     """Pixels with a 4-neighbour of another class (both sides of every edge are marked)."""
@@ -183,7 +212,8 @@ def boundary_f1(y_true, y_pred, tolerance: int = 1) -> float:
 
     Args:
         y_true: integer masks ``(N, H, W)`` or one ``(H, W)`` mask.
-        y_pred: masks of the same shape, or scores ``(..., K)`` (argmax over the last axis).
+        y_pred: masks of the same shape, or scores ``(..., K)``, ``K >= 2`` (argmax over the last
+            axis); a trailing axis of size 1 on either is a labels' channel axis.
         tolerance: non-negative int, in pixels.
 
     Example:

@@ -1,0 +1,368 @@
+"""Grade test cells in a trusted interpreter that exchanges only data with the student's kernel.
+
+A check that runs in the student's kernel trusts everything the student's code could have
+replaced: builtins, NumPy, the check module, IPython's hooks. So the verdict of a test cell is
+taken elsewhere: ``_trusted.py`` runs the source's setup cells and the test cell in a second
+sandboxed interpreter that never runs student code. Each time the test calls one of the
+student's functions, the call is sent to the student's kernel with its arguments as plain data,
+and the result comes back as plain data (``_trusted`` says what crosses). What a test asserts is
+therefore evaluated with the instructor's references only; the student's code can influence the
+verdict only through the values its functions return, which is what is being graded.
+
+Order, per test cell:
+
+1. the trusted run (visible and hidden segments); its outputs are what feedback shows and its
+   verdict is the score. Hidden tests never run in the student's kernel, so student code can
+   neither see their code nor harvest their expected values;
+2. the visible segments run in the student's kernel too, as before. A visible check that passes
+   there but fails in the trusted run means the student's code changed what the check relies on:
+   0 points for that test and an ``Event("tamper")`` (status ``needs_review``, with the reason).
+
+A test cell whose arguments cannot cross as data (Keras tensors, models) is evaluated in the
+student's kernel as before, and the report says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+
+from dlcourse.grading import _trusted
+from dlcourse.grading.guard import PROBE_FAILED, Guard
+from dlcourse.grading.kernel import kernel_env, new_runtime
+from dlcourse.grading.rpc import install_code, read_reply, student_request
+
+SCRIPT = Path(_trusted.__file__)
+MAX_LINE = 64 * 2**20
+
+
+def _outputs(done: dict) -> list:
+    outs = []
+    if done.get("stdout"):
+        outs.append(nbformat.v4.new_output("stream", name="stdout", text=done["stdout"]))
+    if done.get("status") == "error":
+        outs.append(
+            nbformat.v4.new_output(
+                "error",
+                ename=done.get("ename", "Error"),
+                evalue=done.get("evalue", ""),
+                traceback=done.get("traceback", []),
+            )
+        )
+    elif done.get("value") is not None:
+        outs.append(
+            nbformat.v4.new_output(
+                "execute_result", data={"text/plain": done["value"]}, execution_count=None
+            )
+        )
+    return outs
+
+
+class TrustedSession:
+    """One trusted interpreter per graded notebook, started beside the student's kernel."""
+
+    def __init__(self, sandbox, stage: Path, scratch: Path, *, startup_timeout: float = 120):
+        self.sandbox = sandbox
+        self.stage = stage
+        self.scratch = scratch
+        self.startup_timeout = startup_timeout
+        self.proc: asyncio.subprocess.Process | None = None
+        self._ready: asyncio.Task | None = None
+        self.problem: str | None = None  # why the trusted interpreter is not available
+        self._reported = False
+        self.guard = Guard()
+        self._pending: dict[int, list[str]] = {}  # step -> what the probe found before it
+        self._seen: set[str] = set()  # what the probe reported already
+        self._answers: list[str] = []  # the current test's answers that were not plain data
+
+    def command(self, runtime: Path) -> list[str]:
+        """The sandbox prefix of a kernel, then this module's script (not the IPython kernel)."""
+        self.sandbox.write_runtime_files(runtime)
+        places = self.sandbox.places(runtime, self.stage)
+        env = kernel_env(None, home=places["home"], tmpdir=places["tmpdir"])
+        spec = {
+            "env": env,
+            "home": places["home"],
+            "tmpdir": places["tmpdir"],
+            "workdir": places["stage"] or str(self.stage),
+            "memory": self.sandbox.limits.memory,
+        }
+        if self.sandbox.drop_to_nobody:
+            spec["uid"] = spec["gid"] = self.sandbox.uid
+        path = runtime / "trusted.json"
+        path.write_text(json.dumps(spec))
+        return self.sandbox.prefix(runtime, self.stage) + [
+            sys.executable,
+            "-I",
+            str(SCRIPT),
+            str(path),
+        ]
+
+    def begin(self, setup: list[str]) -> None:
+        """Start the interpreter and its setup cells in the background."""
+        if self._ready is None:
+            self._ready = asyncio.ensure_future(self._start(setup))
+
+    async def _start(self, setup: list[str]) -> bool:
+        runtime = new_runtime(self.scratch)
+        log = open(self.scratch / "trusted.log", "ab")  # noqa: SIM115
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.command(runtime),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log,
+                limit=MAX_LINE,
+                # nothing of the grader's environment, not even in bwrap's own process (pid 1)
+                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+            )
+        except OSError as e:
+            self.problem = f"the trusted interpreter did not start ({e})"
+            return False
+        finally:
+            log.close()
+        try:
+            await self._send({"op": "setup", "cells": list(setup)})
+            reply = await asyncio.wait_for(self._receive(), self.startup_timeout)
+        except (TimeoutError, ConnectionError, ValueError) as e:
+            self.problem = f"the trusted interpreter did not start ({type(e).__name__} {e})"
+            await self.close()
+            return False
+        if reply.get("failed"):
+            f = reply["failed"]
+            self.problem = (
+                f"the setup cells fail in the trusted interpreter ({f.get('ename')}: "
+                f"{str(f.get('evalue', ''))[:200]})"
+            )
+            return False
+        return True
+
+    async def _send(self, msg: dict) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(msg) + "\n").encode())
+        await self.proc.stdin.drain()
+
+    async def _receive(self) -> dict:
+        assert self.proc is not None and self.proc.stdout is not None
+        line = await self.proc.stdout.readline()
+        if not line:
+            raise ConnectionError("the trusted interpreter exited")
+        msg = json.loads(line)
+        if not isinstance(msg, dict):
+            raise ValueError("not a message")
+        return msg
+
+    async def close(self) -> None:
+        if self._ready is not None and not self._ready.done():
+            self._ready.cancel()
+            with contextlib.suppress(BaseException):
+                await self._ready
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            with contextlib.suppress(Exception):
+                await proc.wait()
+
+    async def available(self) -> bool:
+        if self._ready is None or self.problem is not None:
+            return False
+        try:
+            ok = await self._ready
+        except Exception as e:  # noqa: BLE001
+            self.problem = f"the trusted interpreter failed ({e})"
+            return False
+        return ok and self.proc is not None and self.proc.returncode is None
+
+    async def kernel_started(self, runner, step) -> None:
+        """A fresh kernel, before any student code: the guard's snapshot, the codec."""
+        await runner._execute(install_code(), True, step, time.monotonic() + 60)
+        await self.guard.kernel_started(
+            runner, step, numpy=any("numpy" in c for c in runner.plan.setup)
+        )
+
+    async def grade(self, runner, index: int, step, deadline: float):
+        """The results of test step ``index`` (one per segment), or None: the runner runs it in
+        the kernel as before, then calls ``finish``."""
+        from dlcourse.grading.execute import Event
+
+        results = None
+        if await self.available():
+            results = await self._judge(runner, index, step, deadline)
+        elif self.problem and not self._reported:
+            self._reported = True
+            runner.events.append(
+                Event("trusted", index, f"{self.problem}: tests judged in the student's kernel")
+            )
+        if results is None:  # judged in the kernel: probe before it runs there, and after
+            self._pending[index] = await self.guard.probe(runner, index, deadline)
+            return None
+        return await self._apply(runner, index, results, [], deadline, trusted=True)
+
+    async def finish(self, runner, index: int, results: list, deadline: float) -> list:
+        """After a test step judged in the kernel: the guard's verdict."""
+        return await self._apply(runner, index, results, self._pending.pop(index, []), deadline)
+
+    async def _apply(self, runner, index, results, found, deadline, trusted=False) -> list:
+        """Probe after the test; what it found zeroes the test (``needs_review``): the first test
+        after the change appeared, and every test judged in the kernel while it lasts. A probe
+        that failed to answer does not zero a trusted verdict (it cannot have changed it)."""
+        from dlcourse.grading.execute import Event, SegmentResult
+
+        found = list(dict.fromkeys(found + await self.guard.probe(runner, index, deadline)))
+        if trusted:  # a trusted verdict: report (and zero) what is new since the last test
+            found = [f for f in found if f not in self._seen]
+        self._seen.update(found)
+        if not found:
+            return results
+        what = ", ".join(found)
+        zero = not (trusted and all(f.startswith(PROBE_FAILED) for f in found))
+        runner.events.append(
+            Event(
+                "tamper",
+                index,
+                f"the student's kernel was altered ({what})"
+                + (": 0 points for this test; review by hand" if zero else "; review by hand"),
+            )
+        )
+        if zero and results and results[0].status == "ok":
+            first = results[0]
+            error = nbformat.v4.new_output(
+                "error",
+                ename="TamperingDetected",
+                evalue=f"the student's kernel was altered: {what}",
+                traceback=[f"TamperingDetected: the student's kernel was altered: {what}"],
+            )
+            results = [
+                SegmentResult(
+                    first.outputs + [error],
+                    "error",
+                    "TamperingDetected",
+                    f"the student's kernel was altered: {what}",
+                    first.seconds,
+                )
+            ] + [SegmentResult([], "skipped") for _ in results[1:]]
+        return results
+
+    async def _judge(self, runner, index: int, step, deadline: float):
+        """The trusted run of every segment, then the visible checks in the kernel."""
+        from dlcourse.grading.execute import Event, SegmentResult
+
+        names = sorted(getattr(runner.plan, "student_names", ()) or ())
+        self._answers = []
+        results: list = []
+        for seg in step.segments:
+            if results and results[-1].status != "ok":
+                results.append(SegmentResult([], "skipped"))
+                continue
+            res = await self._segment(runner, seg.code, names, index, deadline)
+            if res is None:
+                return None
+            results.append(res)
+        # The visible checks in the student's kernel: do they agree with the trusted verdict?
+        kernel_ok = True
+        for seg in step.segments:
+            if seg.hidden:
+                continue
+            got = await runner._execute(seg.code, False, index, deadline)
+            if got.status != "ok":
+                kernel_ok = False
+                break
+        first_bad = next(
+            (k for k, r in enumerate(results) if r.status not in ("ok", "skipped")), None
+        )
+        if kernel_ok and first_bad is not None and not step.segments[first_bad].hidden:
+            bad = results[first_bad]
+            why = f"{bad.ename}: {bad.evalue}" if bad.ename else bad.status
+            runner.events.append(
+                Event(
+                    "tamper",
+                    index,
+                    "its visible checks pass in the student's kernel but fail when re-run in "
+                    f"the trusted interpreter ({why[:200]}): the student's code changes what "
+                    "the checks rely on (0 points; review by hand)",
+                )
+            )
+            return results
+        if self._answers:
+            what = "; ".join(dict.fromkeys(self._answers))
+            runner.events.append(Event("tamper", index, f"{what} (0 points; review by hand)"))
+            if results and results[0].status == "ok":
+                results = [
+                    SegmentResult(
+                        results[0].outputs, "error", "TamperingDetected", what, results[0].seconds
+                    )
+                ] + [SegmentResult([], "skipped") for _ in results[1:]]
+        return results
+
+    def _note(self, msg: dict, reply: dict) -> None:
+        """Answers that try to bring their own behaviour into the check: an array-like of the
+        student's own class (converted to its plain data), an object that is not data."""
+        what = f"{str(msg.get('name'))[:60]}()" if msg.get("op") == "call" else msg.get("name")
+        for kind in (
+            reply.get("converted", [])[:3] if isinstance(reply.get("converted"), list) else []
+        ):
+            self._answers.append(f"{what} returned a {str(kind)[:80]}, graded as its plain data")
+        if reply.get("kind") in ("notdata", "other"):
+            detail = str(reply.get("detail", "an object"))[:80]
+            self._answers.append(f"{what} returned {detail}, which is not plain data")
+
+    async def _segment(self, runner, code: str, names, index: int, deadline: float):
+        from dlcourse.grading.execute import Event, SegmentResult
+
+        start = time.monotonic()
+        limit = min(runner.timeout, deadline - start)
+        if limit <= 0:
+            return SegmentResult([], "not-run")
+        seg_deadline = start + limit
+        try:
+            await self._send({"op": "run", "code": code, "names": list(names)})
+            while True:
+                msg = await asyncio.wait_for(self._receive(), seg_deadline - time.monotonic())
+                if msg.get("op") in ("call", "lookup"):
+                    got = await runner._execute(student_request(msg), True, index, seg_deadline)
+                    if got.status == "ok":
+                        reply = read_reply(got.outputs)
+                        self._note(msg, reply)
+                    else:
+                        what = f"{got.ename}: {got.evalue}" if got.ename else got.status
+                        reply = {"kind": "failed", "detail": f"the student's kernel: {what}"}
+                    await self._send(reply)
+                    continue
+                break
+        except TimeoutError:
+            await self.close()
+            self.problem = "the trusted interpreter was stopped after a timeout"
+            runner.events.append(Event("timeout", index, f"timed out after {limit:.0f} s"))
+            return SegmentResult([], "timeout", seconds=time.monotonic() - start)
+        except (ConnectionError, ValueError, OSError) as e:
+            await self.close()
+            self.problem = f"the trusted interpreter stopped ({e})"
+            runner.events.append(Event("died", index, f"the trusted interpreter stopped ({e})"))
+            return SegmentResult([], "died", seconds=time.monotonic() - start)
+        seconds = time.monotonic() - start
+        status = msg.get("status")
+        if status == "notdata":
+            detail = str(msg.get("detail", ""))[:200]
+            runner.events.append(
+                Event("kernel-verdict", index, f"judged in the student's kernel: {detail}")
+            )
+            return None
+        if status == "ok":
+            return SegmentResult(_outputs(msg), "ok", seconds=seconds)
+        return SegmentResult(
+            _outputs(msg), "error", msg.get("ename"), str(msg.get("evalue", "")), seconds
+        )
+
+
+def enabled(sandbox) -> bool:
+    """Grading with a trusted interpreter: always, except for ``dlcourse check`` (the student's
+    own run, ``plain``) and when ``DLCOURSE_TRUSTED=0`` (for measuring its cost)."""
+    return not sandbox.plain and os.environ.get("DLCOURSE_TRUSTED", "1") != "0"
