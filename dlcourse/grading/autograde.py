@@ -125,7 +125,7 @@ def extra_files(submission: Path, assignment: Assignment) -> list[str]:
 
 
 def _describe_extra(name: str, extra: list[str]) -> str:
-    shown = ", ".join(extra[:8]) + (f" and {len(extra) - 8} more" if len(extra) > 8 else "")
+    shown = ", ".join(extra[:12]) + (f" and {len(extra) - 12} more" if len(extra) > 12 else "")
     return f"{name}: files beside the notebook not used for grading: {shown}"
 
 
@@ -280,7 +280,8 @@ async def grade_notebook(
     for e in run.events:
         reasons.append(f"{_label(plan, e.step)}: {e.detail}")
         # a run that broke is an error; processes left behind or truncated output need a look
-        status = worst([status, "flagged" if e.kind in ("processes", "output") else "error"])
+        flag = e.kind in ("processes", "output", "log") or e.kind.startswith("full ")
+        status = worst([status, "flagged" if flag else "error"])
     if plan.mode == "exercises" and plan.skipped:
         names = [
             plan.steps[i].grade_id for i, t in tests.items() if t["detail"].startswith("NameError")

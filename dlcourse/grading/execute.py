@@ -336,7 +336,7 @@ class Runner:
         if log is not None and log.total > LOG_BUDGET:
             mb = LOG_BUDGET // 2**20
             detail = f"its code wrote more than {mb} MB to the kernel's log (not kept)"
-            self.events.append(Event("output", self._current, detail))
+            self.events.append(Event("log", self._current, detail))
         if hasattr(client.kc, "close_monitors"):
             client.kc.close_monitors()
         try:
@@ -428,7 +428,9 @@ class Runner:
             return SegmentResult(list(cell.outputs), "died", seconds=time.monotonic() - start)
         seconds = time.monotonic() - start
         cell.outputs = coalesce(cell.outputs)
-        self._output_events(client, index, step)
+        if self._output_events(client, index, step):
+            # libzmq dropped the connection to refuse it: later output would be lost, start afresh
+            await self._stop()
         content = replies[-1]["content"] if replies else {}
         if content.get("status") == "ok":
             return SegmentResult(list(cell.outputs), "ok", seconds=seconds)
@@ -449,8 +451,9 @@ class Runner:
             list(cell.outputs), "error", content.get("ename"), content.get("evalue"), seconds
         )
 
-    def _output_events(self, client: _Client, index: int, step: int) -> None:
-        """A cap this cell reached is a reason (once per kind and notebook)."""
+    def _output_events(self, client: _Client, index: int, step: int) -> bool:
+        """A cap this cell reached is a reason (once per kind and notebook). True if a message
+        was refused at the transport."""
         kinds = {e.kind for e in self.events}
         refused = client.kc.refused_messages() if hasattr(client.kc, "refused_messages") else 0
         if refused and "transport" not in kinds:
@@ -460,6 +463,17 @@ class Runner:
         if index in client.truncated and "output" not in kinds:
             detail = f"output truncated at {MAX_OUTPUT_CHARS:,} characters"
             self.events.append(Event("output", step, detail))
+        root = getattr(client.km, "_root_fd", None)
+        for where in ("/tmp", "/dev/shm") if root is not None else ():
+            try:
+                fs = os.statvfs(f"/proc/self/fd/{root}{where}")
+            except OSError:
+                continue
+            if fs.f_bavail * fs.f_frsize < 2**20 and f"full {where}" not in kinds:
+                mb = fs.f_blocks * fs.f_frsize // 2**20
+                detail = f"the sandbox's {where} ({mb} MB) is full"
+                self.events.append(Event(f"full {where}", step, detail))
+        return bool(refused)
 
     async def run(self) -> RunResult:
         start = time.monotonic()
