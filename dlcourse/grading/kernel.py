@@ -32,7 +32,7 @@ from traitlets import Type
 from dlcourse.grading.sandbox import BWRAP_ENV, KERNEL, LAUNCHER, SandboxConfig
 
 MAX_OUTPUT_CHARS = 200_000
-"""Stream text (stdout, stderr) one execution request may send; the rest is dropped in the kernel."""
+"""Stream text (stdout, stderr) one execution request may send; the kernel drops the rest."""
 MAX_MESSAGE_BYTES = 8 * 2**20
 """Largest message the grader accepts from a kernel (libzmq refuses larger ones unread)."""
 QUEUE_MESSAGES = 32
