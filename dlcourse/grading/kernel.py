@@ -36,7 +36,7 @@ MAX_OUTPUT_CHARS = 200_000
 MAX_MESSAGE_BYTES = 8 * 2**20
 """Largest message the grader accepts from a kernel (libzmq refuses larger ones unread)."""
 QUEUE_MESSAGES = 32
-"""Messages libzmq may queue for the grader per socket (so at most 256 MB per kernel)."""
+"""Messages libzmq may queue for the grader per socket (so at most 256 MB per socket)."""
 MAX_CELL_OUTPUT_BYTES = 64 * 2**20
 """Bytes of IOPub messages one cell may send in all; beyond it the kernel is killed."""
 
