@@ -335,7 +335,19 @@ def batch(tmp_path_factory):
     (course.submitted / "folder_link").mkdir()
     (course.submitted / "folder_link" / LESSON).symlink_to(course.source / LESSON)
     (course.submitted / "student_link").symlink_to(course.source)
-    rows = grade(course, [LESSON], timeout=20, workers=2, progress=False, mode="all")
+    # The feedback's leak filter guards the checks judged in the student's kernel (arguments that
+    # are not plain data). With the trusted interpreter on, the fixture's hidden tests never reach
+    # the kernel (tests/test_grading_tamper.py proves it) and STEAL finds nothing to show; so this
+    # batch grades the kernel path, where the payloads do steal the hidden test.
+    saved = os.environ.get("DLCOURSE_TRUSTED")
+    os.environ["DLCOURSE_TRUSTED"] = "0"
+    try:
+        rows = grade(course, [LESSON], timeout=20, workers=2, progress=False, mode="all")
+    finally:
+        if saved is None:
+            os.environ.pop("DLCOURSE_TRUSTED")
+        else:
+            os.environ["DLCOURSE_TRUSTED"] = saved
     return {"course": course, "rows": {r.student: r for r in rows}}
 
 

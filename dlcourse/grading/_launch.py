@@ -10,9 +10,12 @@ library. In order:
    privileges and ``RLIMIT_NPROC`` (which root ignores) caps fork bombs;
 3. create the working folder and copy the staged files (the submission's notebook and the lesson's
    released data files) into it, so the student's code writes only to the private, size-capped /tmp;
+   in the sandbox the kernel's ZMQ sockets go there too (``ipc``), not into a folder of the host;
 4. set the resource limits (address space, CPU seconds, file size, processes, no core dumps);
-5. ``execve`` the IPython kernel with exactly the environment of the spec (nothing of the grader's
-   environment, no ``JPY_PARENT_PID``).
+5. ``execve`` the kernel (``_kernel.py``: output caps, then IPython's kernel) in isolated mode
+   (``python -I``: neither the working folder nor any other folder the student can write is on
+   ``sys.path``), with exactly the environment of the spec (nothing of the grader's environment,
+   no ``JPY_PARENT_PID``).
 """
 
 import json
@@ -48,9 +51,13 @@ def main(spec_path: str) -> None:
         os.setgid(gid)
         os.setuid(uid)
 
-    home, work = spec["home"], spec["workdir"]
-    for folder in (home, work, spec["tmpdir"]):
+    home, work, ipc = spec["home"], spec["workdir"], spec.get("ipc")
+    for folder in (home, work, spec["tmpdir"], *([ipc] if ipc else [])):
         os.makedirs(folder, mode=0o700, exist_ok=True)
+    if ipc:  # the grader reaches these sockets through /proc/<sandbox>/root
+        info = json.loads(connection)
+        info["ip"] = os.path.join(ipc, "k")
+        connection = json.dumps(info)
     stage = spec.get("stage")
     if stage and os.path.isdir(stage):
         shutil.copytree(stage, work, dirs_exist_ok=True)
@@ -74,7 +81,8 @@ def main(spec_path: str) -> None:
 
     os.chdir(work)
     python = spec["python"]
-    argv = [python, "-m", "ipykernel_launcher", "-f", connection_file, *spec.get("kernel_args", [])]
+    kernel = [spec["kernel"], str(spec["max_output_chars"]), "-f", connection_file]
+    argv = [python, "-I", "-B", *kernel, *spec.get("kernel_args", [])]
     os.execve(python, argv, spec["env"])
 
 

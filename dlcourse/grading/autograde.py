@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -34,11 +35,16 @@ SEVERITY = ["graded", "flagged", "error", "needs_review", "invalid", "missing"]
 # the status an event of the run gives (any other event: the run broke, ``error``)
 EVENT_STATUS = {
     "processes": "flagged",
+    "output": "flagged",
+    "log": "flagged",
+    "full /tmp": "flagged",
+    "full /dev/shm": "flagged",
     "trusted": "flagged",
     "kernel-verdict": "graded",
     "tamper": "needs_review",
 }
-MAX_EXTRA_BYTES = 50 * 2**20
+NBGRADER_FILES = {".ipynb_checkpoints", "timestamp.txt"}
+"""What Jupyter and nbgrader themselves put in a submission folder: not the student's files."""
 
 
 @dataclasses.dataclass
@@ -96,8 +102,11 @@ class Assignment:
         ]
 
 
-def _stage(folder: Path, submission: Path | None, assignment: Assignment) -> Path:
-    """The files the kernel may see: released data files, the student's own regular files."""
+def _stage(folder: Path, submission: Path | None, assignment: Assignment, name: str = "") -> Path:
+    """The files the kernel may see: the lesson's released data files and the submitted notebook
+    (under the assignment's name for it), nothing else of the student's: a file beside the
+    notebook (``numpy.py``, ``dlcourse.py``, a ``.pth``) is never staged, so it can shadow
+    nothing (``extra_files`` reports it)."""
     stage = folder / "stage"
     stage.mkdir(mode=0o755)
     for path in assignment.data_files():
@@ -105,23 +114,34 @@ def _stage(folder: Path, submission: Path | None, assignment: Assignment) -> Pat
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, dest)
     if submission is not None:
-        total = 0
-        for path in sorted(submission.parent.rglob("*")):
-            # never follow links: a link to the source notebook must not be read as the student's
-            rel = path.relative_to(submission.parent)
-            inner = [submission.parent / Path(*rel.parts[:k]) for k in range(1, len(rel.parts) + 1)]
-            if any(p.is_symlink() for p in inner) or not path.is_file():
-                continue
-            total += path.stat().st_size
-            if total > MAX_EXTRA_BYTES:
-                break
-            dest = stage / path.relative_to(submission.parent)
-            if not dest.exists():
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, dest)
+        shutil.copyfile(submission, stage / (name or submission.name), follow_symlinks=False)
     for path in stage.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
     return stage
+
+
+def extra_files(submission: Path, assignment: Assignment) -> list[str]:
+    """Files in the submission's folder that the assignment does not name (its notebooks, its
+    released data files, the submitted notebook itself, nbgrader's own files): not graded."""
+    folder = submission.parent
+    named = set(assignment.sources) | {submission.name}
+    if assignment.release_dir is not None:
+        named |= {str(p.relative_to(assignment.release_dir)) for p in assignment.data_files()}
+    extra = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if d not in NBGRADER_FILES)
+        for file in sorted(files):
+            rel = str((Path(root) / file).relative_to(folder))
+            if rel not in named and file not in NBGRADER_FILES:
+                extra.append(rel)
+        if len(extra) > 1000:
+            break
+    return extra
+
+
+def _describe_extra(name: str, extra: list[str]) -> str:
+    shown = ", ".join(extra[:12]) + (f" and {len(extra) - 12} more" if len(extra) > 12 else "")
+    return f"{name}: files beside the notebook not used for grading: {shown}"
 
 
 def _label(plan, index: int | None) -> str:
@@ -257,9 +277,12 @@ async def grade_notebook(
     plan = merge.build(source, submission, options.mode)
     notes = [f"{name}: submitted as {renamed}"] if renamed else []
     notes += plan.notes
+    extra = extra_files(path, assignment) if name == next(iter(assignment.sources)) else []
+    if extra:
+        notes.append(_describe_extra(name, extra))
     folder = Path(tempfile.mkdtemp(prefix="s", dir=scratch))
     try:
-        stage = _stage(folder, path, assignment)
+        stage = _stage(folder, path, assignment, name)
         runner = Runner(
             plan, options.sandbox, stage, folder, timeout=options.timeout, budget=options.budget
         )
@@ -268,11 +291,11 @@ async def grade_notebook(
         shutil.rmtree(folder, ignore_errors=True)
 
     tests = score_tests(plan, run)
-    status = "flagged" if (plan.flagged or renamed) else "graded"
+    status = "flagged" if (plan.flagged or renamed or extra) else "graded"
     reasons = list(notes)
     for e in run.events:
         reasons.append(f"{_label(plan, e.step)}: {e.detail}")
-        # a run that broke is an error; many processes left behind only need a look
+        # a run that broke is an error; processes left behind or truncated output need a look
         status = worst([status, EVENT_STATUS.get(e.kind, "error")])
     if plan.mode == "exercises" and plan.skipped:
         names = [

@@ -9,7 +9,11 @@ Driven with nbclient one cell at a time (not ``NotebookClient.execute``) so that
 * a **timeout or a dead kernel** (crash, ``exit()``, memory, CPU or file-size limit) fails the cell
   it happened in; a fresh kernel then re-runs the source's setup cells and grading goes on, so the
   other exercises still score (exercises are self-contained, CONVENTIONS.md);
-* **outputs are capped** per cell, so printing in a loop cannot exhaust the grader's memory;
+* **output is capped before the grader parses it** (kernel.py, _kernel.py): stream text in the
+  kernel, message size, queue length and each cell's bytes at the transport; what is kept is
+  merged in linear time (nbclient's ``\r`` handling is quadratic on long lines), and a cap that
+  was reached is always an event (a reason);
+* the kernel's own log is a pipe read into a bounded buffer, never a file on the host;
 * a **total time budget** per notebook bounds a submission whatever its number of cells.
 """
 
@@ -19,6 +23,7 @@ import asyncio
 import dataclasses
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -26,13 +31,25 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-from dlcourse.grading.kernel import SandboxedKernelManager, new_runtime
+from dlcourse.grading.kernel import (
+    MAX_CELL_OUTPUT_BYTES,
+    MAX_MESSAGE_BYTES,
+    MAX_OUTPUT_CHARS,
+    SandboxedKernelManager,
+    new_runtime,
+)
 from dlcourse.grading.merge import Plan
 from dlcourse.grading.sandbox import SandboxConfig
 from dlcourse.grading.trusted import TrustedSession, enabled
 
-MAX_OUTPUT_CHARS = 200_000
+MAX_RICH_CHARS = 16 * 2**20
+"""Characters of rich output (images, HTML, tracebacks) the grader keeps per cell."""
 MAX_RESTARTS = 8
+LOG_KEEP = 64 * 1024
+"""Bytes of the kernel's own stdout/stderr (its log) the grader keeps: the last ones."""
+LOG_BUDGET = 8 * 2**20
+"""Bytes the kernel may write to its log before that is a reason."""
+TRUNCATED = "[dlcourse: output truncated at"
 
 
 @dataclasses.dataclass
@@ -88,34 +105,123 @@ def describe_exit(code: int | None, limits) -> str:
     return f"the kernel exited with status {code}"
 
 
+def collapse(text: str) -> str:
+    """What a terminal shows of ``text``: ``\b`` erases the character before it, ``\r`` returns
+    to the start of its line (as nbclient's stream coalescing, but in linear time)."""
+    if "\b" in text:
+        kept: list[str] = []
+        for ch in text:
+            if ch == "\b" and kept and kept[-1] != "\n":
+                kept.pop()
+            else:
+                kept.append(ch)
+        text = "".join(kept)
+    if "\r" in text:
+        lines = text.split("\n")
+        for i, line in enumerate(lines):
+            last = line.rfind("\r", 0, len(line) - 1)  # a \r with more of its line after it
+            if last >= 0:
+                lines[i] = line[last + 1 :]
+        text = "\n".join(lines)
+    return text
+
+
+def coalesce(outputs: list) -> list:
+    """One output per stream (text joined and collapsed), stdout before stderr where adjacent."""
+    merged: list = []
+    parts: dict[str, list[str]] = {}
+    for output in outputs:
+        if output.get("output_type") != "stream":
+            merged.append(output)
+        elif output["name"] in parts:
+            parts[output["name"]].append(output["text"])
+        else:
+            parts[output["name"]] = [output["text"]]
+            merged.append(output)
+    for output in merged:
+        if output.get("output_type") == "stream":
+            output["text"] = collapse("".join(parts[output["name"]]))
+    for i in range(len(merged) - 1):
+        a, b = merged[i], merged[i + 1]
+        if (a.get("name"), b.get("name")) == ("stderr", "stdout") and a.get("output_type") == (
+            b.get("output_type")
+        ):
+            merged[i], merged[i + 1] = b, a
+    return merged
+
+
 class _Client(NotebookClient):
-    """nbclient with a cap on the output one cell may accumulate in the grader's memory."""
+    """nbclient with caps on the output one cell may keep in the grader's memory (stream text and
+    rich output apart: figures must not push text out), noting in ``truncated`` which cells
+    reached a cap here or in the kernel."""
 
     def __init__(self, *args, max_output_chars: int = MAX_OUTPUT_CHARS, **kwargs):
         super().__init__(*args, **kwargs)
-        self._chars: dict[int, int] = {}
-        self._max_chars = max_output_chars
+        self._chars: dict[tuple[int, str], int] = {}
+        self._caps = {"text": max_output_chars + 200, "rich": MAX_RICH_CHARS}
+        self.truncated: set[int] = set()
 
     def output(self, outs, msg, display_id, cell_index):
         content = msg.get("content", {})
-        size = (
-            len(str(content.get("text", "")))
-            + sum(len(str(v)) for v in (content.get("data") or {}).values())
-            + sum(len(str(t)) for t in content.get("traceback", []) or [])
-        )
-        used = self._chars.get(cell_index, 0)
-        self._chars[cell_index] = used + size
-        if used + size > self._max_chars:
-            if used <= self._max_chars:
+        if msg.get("msg_type") == "stream":
+            kind, size = "text", len(str(content.get("text", "")))
+            if TRUNCATED in str(content.get("text", "")):
+                self.truncated.add(cell_index)
+        else:
+            kind = "rich"
+            size = sum(len(str(v)) for v in (content.get("data") or {}).values()) + sum(
+                len(str(t)) for t in content.get("traceback", []) or []
+            )
+        used = self._chars.get((cell_index, kind), 0)
+        self._chars[(cell_index, kind)] = used + size
+        cap = self._caps[kind]
+        if used + size > cap:
+            if used <= cap:
+                self.truncated.add(cell_index)
                 outs.append(
                     nbformat.v4.new_output(
                         "stream",
                         name="stderr",
-                        text=f"\n[output truncated by the grader at {self._max_chars:,} characters]\n",
+                        text=f"\n[output truncated by the grader at {cap:,} characters]\n",
                     )
                 )
             return None
         return super().output(outs, msg, display_id, cell_index)
+
+
+class KernelLog:
+    """The kernel's stdout/stderr (bwrap's and the launcher's errors, ipykernel's echo of what
+    is written to file descriptors 1 and 2): a pipe drained by a thread that keeps the last
+    ``LOG_KEEP`` bytes and counts the rest, so the sandbox cannot fill the host's disk or the
+    grader's memory through it, and never blocks on a full pipe."""
+
+    def __init__(self):
+        self.read_fd, self.write_fd = os.pipe()
+        self.tail = bytearray()
+        self.total = 0
+        self._thread = threading.Thread(target=self._drain, daemon=True, name="kernel-log")
+        self._thread.start()
+
+    def _drain(self) -> None:
+        try:
+            while chunk := os.read(self.read_fd, 65536):
+                self.total += len(chunk)
+                self.tail += chunk
+                if len(self.tail) > 2 * LOG_KEEP:
+                    del self.tail[:-LOG_KEEP]
+        finally:
+            os.close(self.read_fd)
+
+    def started(self) -> None:
+        """The kernel has its copy of the write end: close ours, so EOF comes when it exits."""
+        if self.write_fd is not None:
+            os.close(self.write_fd)
+            self.write_fd = None
+
+    def text(self, wait: float = 0.0) -> str:
+        self.started()
+        self._thread.join(wait)
+        return bytes(self.tail[-LOG_KEEP:]).decode(errors="replace")
 
 
 class Runner:
@@ -166,7 +272,7 @@ class Runner:
         """Start a kernel (and after a restart, re-run the setup cells). False if it failed."""
         self.kernels += 1
         runtime = new_runtime(self.scratch)
-        log = open(self.scratch / f"kernel-{self.kernels}.log", "wb")  # noqa: SIM115
+        log = KernelLog()
         km = SandboxedKernelManager(self.sandbox, runtime, self.stage, self.env_extra)
         client = _Client(
             self._exec_nb,
@@ -177,29 +283,32 @@ class Runner:
             record_timing=False,
             store_widget_state=False,
             shutdown_kernel="immediate",
-            coalesce_streams=True,
+            coalesce_streams=False,  # coalesce() instead: linear in the text's length
             kernel_name="python3",
         )
+        client.kernel_log = log
+        out = log.write_fd
         try:
             if self.sandbox.plain:
                 env = {**os.environ, **self.sandbox.plain_env(), **(self.env_extra or {})}
                 where = self.sandbox.workdir or runtime
-                await client.async_start_new_kernel(env=env, cwd=str(where), stdout=log, stderr=log)
+                await client.async_start_new_kernel(env=env, cwd=str(where), stdout=out, stderr=out)
             else:
-                await client.async_start_new_kernel(stdout=log, stderr=log, cwd=str(runtime))
+                await client.async_start_new_kernel(stdout=out, stderr=out, cwd=str(runtime))
+            log.started()
             await client.async_start_new_kernel_client()
         except Exception as e:
-            log.close()
-            tail = (self.scratch / f"kernel-{self.kernels}.log").read_text(errors="replace")
-            tail = " | ".join(tail.strip().splitlines()[-3:])[-300:]
+            await self._stop(client)
+            tail = " | ".join(log.text(wait=2).strip().splitlines()[-3:])[-300:]
             self.events.append(
                 Event("start", step, f"the kernel did not start ({e}) {tail}".strip())
             )
-            await self._stop(client)
             return False
         finally:
-            if not log.closed:
-                log.close()
+            log.started()
+        iopub = client.kc.iopub_channel
+        if hasattr(iopub, "reset"):  # the sandbox's client (kernel.CappedKernelClient)
+            iopub.on_over = lambda: self._kill(client)
         self.client = client
         if self.trusted is not None:
             await self.trusted.kernel_started(self, step)
@@ -232,6 +341,13 @@ class Runner:
             await km.shutdown_kernel(now=True)
         except Exception:  # already dead, or half-started
             pass
+        log = getattr(client, "kernel_log", None)
+        if log is not None and log.total > LOG_BUDGET:
+            mb = LOG_BUDGET // 2**20
+            detail = f"its code wrote more than {mb} MB to the kernel's log (not kept)"
+            self.events.append(Event("log", self._current, detail))
+        if hasattr(client.kc, "close_monitors"):
+            client.kc.close_monitors()
         try:
             if client.kc is not None:
                 stopped = client.kc.stop_channels()
@@ -244,6 +360,13 @@ class Runner:
         except Exception:
             pass
         return code
+
+    @staticmethod
+    def _kill(client: _Client) -> None:
+        """Kill a sandbox at once (from inside the event loop; nbclient then sees it dead)."""
+        process = getattr(getattr(client.km, "provisioner", None), "process", None)
+        if process is not None and process.poll() is None:
+            process.kill()
 
     def _count_tasks(self, client: _Client) -> None:
         """Flag a sandbox that holds many processes/threads (a fork bomb stopped by the process
@@ -284,6 +407,9 @@ class Runner:
         replies: list[dict] = []
         client.on_cell_executed = lambda **kw: replies.append(kw["execute_reply"])
         cell, index = self._slot(code)
+        iopub = client.kc.iopub_channel
+        if hasattr(iopub, "reset"):
+            iopub.reset(MAX_CELL_OUTPUT_BYTES)
         start = time.monotonic()
         try:
             await client.async_execute_cell(cell, index, store_history=not hidden)
@@ -302,9 +428,18 @@ class Runner:
             code = await self._stop()
             if isinstance(e, RuntimeError) and "Kernel" not in str(e):
                 raise
-            self.events.append(Event("died", step, describe_exit(code, self.sandbox.limits)))
+            if getattr(iopub, "over", False):
+                mb = MAX_CELL_OUTPUT_BYTES // 2**20
+                detail = f"more than {mb} MB of output in one cell: the kernel was stopped"
+                self.events.append(Event("transport", step, detail))
+            else:
+                self.events.append(Event("died", step, describe_exit(code, self.sandbox.limits)))
             return SegmentResult(list(cell.outputs), "died", seconds=time.monotonic() - start)
         seconds = time.monotonic() - start
+        cell.outputs = coalesce(cell.outputs)
+        if self._output_events(client, index, step):
+            # libzmq dropped the connection to refuse it: later output would be lost, start afresh
+            await self._stop()
         content = replies[-1]["content"] if replies else {}
         if content.get("status") == "ok":
             return SegmentResult(list(cell.outputs), "ok", seconds=seconds)
@@ -324,6 +459,30 @@ class Runner:
         return SegmentResult(
             list(cell.outputs), "error", content.get("ename"), content.get("evalue"), seconds
         )
+
+    def _output_events(self, client: _Client, index: int, step: int) -> bool:
+        """A cap this cell reached is a reason (once per kind and notebook). True if a message
+        was refused at the transport."""
+        kinds = {e.kind for e in self.events}
+        refused = client.kc.refused_messages() if hasattr(client.kc, "refused_messages") else 0
+        if refused and "transport" not in kinds:
+            mb = MAX_MESSAGE_BYTES // 2**20
+            detail = f"an output message over {mb} MB was refused (not kept)"
+            self.events.append(Event("transport", step, detail))
+        if index in client.truncated and "output" not in kinds:
+            detail = f"output truncated at {MAX_OUTPUT_CHARS:,} characters"
+            self.events.append(Event("output", step, detail))
+        root = getattr(client.km, "_root_fd", None)
+        for where in ("/tmp", "/dev/shm") if root is not None else ():
+            try:
+                fs = os.statvfs(f"/proc/self/fd/{root}{where}")
+            except OSError:
+                continue
+            if fs.f_bavail * fs.f_frsize < 2**20 and f"full {where}" not in kinds:
+                mb = fs.f_blocks * fs.f_frsize // 2**20
+                detail = f"the sandbox's {where} ({mb} MB) is full"
+                self.events.append(Event(f"full {where}", step, detail))
+        return bool(refused)
 
     async def run(self) -> RunResult:
         start = time.monotonic()

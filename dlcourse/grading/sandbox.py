@@ -5,11 +5,14 @@ What the student's code sees (tested in ``tests/test_grading_sandbox.py``; docs/
 * the system's ``/usr`` (and ``/bin``, ``/lib*``), the interpreter, the virtual environment and the
   ``dlcourse`` package, all **read-only**; a minimal ``/etc`` (loader cache, a two-line passwd);
 * a private, size-capped ``/tmp`` holding its working folder (a copy of its own notebook and the
-  lesson's released data files) and its ``HOME``;
-* the kernel's connection folder (ZMQ ``ipc`` sockets: TCP cannot cross into a network namespace);
+  lesson's released data files), its ``HOME`` and its ZMQ ``ipc`` sockets (TCP cannot cross into a
+  network namespace; the grader connects through ``/proc/<sandbox>/root``), and a small
+  ``/dev/shm``: the only places it can write, each a size-capped tmpfs (the root and ``/dev`` are
+  remounted read-only, the kernel's launch files are bound read-only, its log is a pipe);
 * nothing else: not the course folder (``source/`` with solutions and hidden tests, ``gradebook.db``,
   other students' submissions), not the repository's ``lessons/``, no network (``--unshare-net``),
-  no other processes (``--unshare-pid``), none of the grader's environment variables.
+  no other processes (``--unshare-pid``), none of the grader's environment variables (bubblewrap
+  itself starts with an empty environment: its pid 1 is readable to the sandbox's user).
 
 As root the kernel drops to ``nobody`` (so ``RLIMIT_NPROC`` applies and files the grader owns
 stay out of reach even if bound by mistake). Limits: address space (memory), CPU seconds, file size,
@@ -30,6 +33,14 @@ import sysconfig
 from pathlib import Path
 
 LAUNCHER = Path(__file__).with_name("_launch.py")
+KERNEL = Path(__file__).with_name("_kernel.py")
+RUN = "/run/dlcourse"
+"""Where the sandbox sees the kernel's runtime folder (launch spec, connection file), read-only."""
+IPC = "/tmp/.ipc"
+"""The kernel's ZMQ sockets inside the sandbox (in its size-capped /tmp)."""
+BWRAP_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+"""The whole environment bubblewrap starts with: its pid 1 in the sandbox keeps it, readable by
+the sandbox's user when the grader is not root, so nothing of the grader's (secrets) is in it."""
 NOBODY = 65534
 UID_BASE = 2_000_000_000
 
@@ -92,7 +103,9 @@ class Limits:
     fsize: int = 512 * MIB
     """Largest file the kernel may write (``RLIMIT_FSIZE``)."""
     tmp: int = 1 * GIB
-    """Size of the private ``/tmp`` (working folder, HOME) and of ``/dev/shm``."""
+    """Size of the private ``/tmp`` (working folder, HOME, ZMQ sockets)."""
+    shm: int = 64 * MIB
+    """Size of ``/dev/shm`` (POSIX shared memory, semaphores)."""
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -184,10 +197,9 @@ class SandboxConfig:
         cmd += ["--ro-bind", str(runtime / "passwd"), "/etc/passwd"]
         cmd += ["--ro-bind", str(runtime / "group"), "/etc/group"]
         cmd += ["--proc", "/proc", "--dev", "/dev"]
-        size = str(self.limits.tmp)
-        cmd += ["--perms", "1777", "--size", size, "--tmpfs", "/dev/shm"]
+        cmd += ["--perms", "1777", "--size", str(self.limits.shm), "--tmpfs", "/dev/shm"]
         # /tmp before anything bound under /tmp (later mounts win).
-        cmd += ["--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
+        cmd += ["--perms", "1777", "--size", str(self.limits.tmp), "--tmpfs", "/tmp"]
         bound = python_paths() + [Path(p).resolve() for p in self.extra_ro]
         made: set[Path] = set()
         for path in bound:
@@ -201,8 +213,12 @@ class SandboxConfig:
                 for path in bound:  # re-expose what is needed inside the masked folder
                     if h in path.parents:
                         cmd += ["--ro-bind", str(path), str(path)]
-        cmd += _parents(runtime, made) + ["--bind", str(runtime), str(runtime)]
+        # launch spec, connection file, passwd: read-only, so nothing of the host is writable
+        cmd += ["--perms", "0755", "--dir", RUN, "--ro-bind", str(runtime), RUN]
         cmd += ["--ro-bind", str(stage), "/submission"]
+        # bwrap's root and /dev are tmpfs without a size cap (and writable by the sandbox's user
+        # when the grader is not root): read-only once everything is mounted.
+        cmd += ["--remount-ro", "/dev", "--remount-ro", "/"]
         cmd += ["--chdir", "/tmp"]
         return cmd
 
@@ -226,12 +242,16 @@ class SandboxConfig:
                 "workdir": "/tmp/work",
                 "home": "/tmp/home",
                 "tmpdir": "/tmp",
+                "ipc": IPC,
+                "run": RUN,
             }
         places = {
             "stage": str(stage),
             "workdir": str(runtime / "work"),
             "home": str(runtime / "home"),
             "tmpdir": str(runtime / "tmp"),
+            "ipc": None,
+            "run": str(runtime),
         }
         if self.workdir is not None:
             places.update(stage=None, workdir=str(self.workdir))
@@ -251,7 +271,7 @@ def probe(bwrap: str) -> str | None:
         config.write_runtime_files(runtime)
         cmd = config.prefix(runtime, stage) + [sys.executable, "-I", "-c", "print('ok')"]
         try:
-            res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=BWRAP_ENV)
         except (OSError, subprocess.TimeoutExpired) as e:
             return str(e)
     if res.returncode != 0 or res.stdout.strip() != "ok":
