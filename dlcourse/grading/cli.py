@@ -1,6 +1,6 @@
 """The ``release``, ``grade`` and ``check`` subcommands of ``dlcourse``.
 
-``dlcourse.cli`` calls :func:`register` with its subparsers; ``python -m dlcourse.grading.cli``
+``dlcourse.course.cli`` calls :func:`register` with its subparsers; ``python -m dlcourse.grading.cli``
 runs them on their own. Each command's function returns the exit code:
 
 * ``release``: 0 clean, 1 something leaked or nbgrader failed, 2 bad arguments;
