@@ -96,13 +96,13 @@ class TrustedSession:
         }
         if self.sandbox.drop_to_nobody:
             spec["uid"] = spec["gid"] = self.sandbox.uid
-        path = runtime / "trusted.json"
-        path.write_text(json.dumps(spec))
+        (runtime / "trusted.json").write_text(json.dumps(spec))
+        # the runtime folder is bound at places["run"] inside the sandbox (its own path outside)
         return self.sandbox.prefix(runtime, self.stage) + [
             sys.executable,
             "-I",
             str(SCRIPT),
-            str(path),
+            os.path.join(places["run"], "trusted.json"),
         ]
 
     def begin(self, setup: list[str]) -> None:
