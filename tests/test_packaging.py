@@ -1,10 +1,12 @@
 """The package's metadata, its environment file and its import-time behaviour."""
 
+import importlib.util
 import os
 import re
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import yaml
 
@@ -76,6 +78,34 @@ def test_command_hook_and_grader_import_no_tensorflow():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]", proc.stdout
+
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "lessons" / "01_image_classification.ipynb"
+
+
+def test_grader_reads_notebooks_without_jsonschemas_iri_grammar():
+    """The grader's nbformat skips ``rfc3987_syntax`` (parsers built at import: most of its start-up
+    time), validates notebooks all the same, and leaves the package importable afterwards."""
+    code = (
+        "import sys\n"
+        "import dlcourse.grading.nbformat_grading as fmt\n"
+        "print('rfc3987_syntax' in sys.modules)\n"
+        f"nb = fmt.read_notebook({str(NOTEBOOK)!r})\n"
+        "import nbformat; nbformat.validate(nb)\n"
+        "nb.cells[0]['cell_type'] = 'not-a-cell-type'\n"
+        "try:\n"
+        "    nbformat.validate(nb); print('accepted')\n"
+        "except nbformat.ValidationError:\n"
+        "    print('refused')\n"
+        "import importlib.util; print(importlib.util.find_spec('rfc3987_syntax') is not None)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    loaded, invalid, findable = proc.stdout.split()
+    assert loaded == "False"
+    assert invalid == "refused"  # validation still works
+    installed = importlib.util.find_spec("rfc3987_syntax") is not None
+    assert findable == str(installed)  # not hidden for good
 
 
 def test_keras_subpackage_import_is_quiet_and_registers_layers():

@@ -19,3 +19,30 @@ dlcourse``). From Python:
 ``dlcourse.grading.grade.grade(Course(dir), ["01"], workers=2)``,
 ``dlcourse.grading.check.check("01_image_classification.ipynb")``.
 """
+
+import sys as _sys
+
+
+def _import_nbformat() -> None:
+    """Import nbformat (every module below reads notebooks with it) without its slowest part.
+
+    nbformat validates with jsonschema, and jsonschema's format checkers import the optional
+    ``rfc3987_syntax`` when it is installed (Jupyter's ``jupyter-events`` brings it in with the
+    instructor extra). That package builds its grammar's parsers at import: 1.7 s of the 2 s it
+    took to import nbformat on a quiet 2-core machine, for an IRI format that no notebook schema
+    uses (upstream: python-jsonschema/jsonschema#1428). It is hidden for this one import, so
+    jsonschema registers no IRI format checker in this process; nothing else changes.
+    """
+    if "nbformat" in _sys.modules:
+        return
+    hide = "rfc3987_syntax" not in _sys.modules
+    if hide:
+        _sys.modules["rfc3987_syntax"] = None  # an import of it raises ImportError
+    try:
+        import nbformat  # noqa: F401
+    finally:
+        if hide:
+            del _sys.modules["rfc3987_syntax"]
+
+
+_import_nbformat()
