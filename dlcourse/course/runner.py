@@ -26,6 +26,7 @@ from dlcourse.course.readme import replace_block
 from dlcourse.course.results import RESULTS_FILE_ENV
 
 LESSONS_DIR_ENV = "DLCOURSE_LESSONS_DIR"
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 _LESSON_FILE = re.compile(r"^(\d\d)_([a-z0-9_]+)\.ipynb$")
 
 
@@ -169,7 +170,9 @@ def run_lesson(
         figures_path = Path(tmp) / "figures.json"
         env = dict(os.environ)
         env[RESULTS_FILE_ENV] = str(figures_path)
-        env.setdefault("MPLBACKEND", "Agg")
+        # matplotlib's inline backend: every figure a cell draws is kept in the executed copy
+        # (an inherited MPLBACKEND=Agg, as the test suite sets for nbval, would draw nothing)
+        env["MPLBACKEND"] = INLINE_BACKEND
         if fast is not None:
             env["DLCOURSE_FAST"] = "1" if fast else "0"
         client = NotebookClient(
