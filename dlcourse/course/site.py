@@ -30,6 +30,12 @@ TEST_ROLES = ("test",)
 _TEXT_SUFFIXES = {".html", ".js", ".txt", ".ipynb", ".json", ".md", ".css", ".xml", ".inv"}
 # The MathJax 3 files a page needs: the combined TeX/MathML + CommonHTML component, the TeX
 # extensions it may autoload, the menu's lazy parts and the CommonHTML fonts.
+# a 3x3 segmentation mask: the course's subject
+FAVICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 3 3">'
+    '<rect width="3" height="3" fill="#1f4e79"/><rect x="1" y="1" width="2" height="2" fill="#f0a030"/>'
+    "</svg>\n"
+)
 _MATHJAX_PARTS = ("tex-mml-chtml.js", "input", "output/chtml", "ui", "a11y", "adaptors")
 
 CONF_PY = """\
@@ -43,6 +49,7 @@ myst_enable_extensions = ["dollarmath", "amsmath"]
 html_theme = "sphinx_book_theme"
 html_title = "dlcourse: dense prediction with Keras"
 html_static_path = ["_static"]
+html_favicon = "favicon.svg"  # else browsers ask for /favicon.ico, which the site does not have
 mathjax_path = "mathjax/tex-mml-chtml.js"  # relative to _static: bundled, no network
 html_theme_options = {
     "home_page_in_toc": True,
@@ -162,6 +169,7 @@ def write_source(lessons: list[Lesson], run_dir: Path, src: Path) -> None:
     (src / "notebooks").mkdir(parents=True)
     (src / "conf.py").write_text(CONF_PY)
     (src / "index.md").write_text(home_page(lessons, report))
+    (src / "favicon.svg").write_text(FAVICON)
     for lesson in lessons:
         executed = run_dir / f"{lesson.name}.ipynb"
         if not executed.is_file():
@@ -174,12 +182,16 @@ def write_source(lessons: list[Lesson], run_dir: Path, src: Path) -> None:
             if cell.cell_type == "code":
                 cell.outputs, cell.execution_count = [], None
         nbformat.write(download, src / "notebooks" / f"{lesson.name}.ipynb")
-        link = nbformat.v4.new_markdown_cell(
+        links = (
             f"[Open in Colab]({COLAB_URL.format(lesson.path.name)}) · "
             f"{{download}}`the student notebook <notebooks/{lesson.name}.ipynb>`"
         )
-        first_heading = next((i for i, c in enumerate(page.cells) if c.cell_type == "markdown"), -1)
-        page.cells.insert(first_heading + 1, link)
+        badge = next((c for c in page.cells if "colab" in c.metadata.get("tags", [])), None)
+        if badge is not None:  # the lesson's Colab badge cell becomes the page's links
+            badge.source = links
+        else:
+            first = next((i for i, c in enumerate(page.cells) if c.cell_type == "markdown"), -1)
+            page.cells.insert(first + 1, nbformat.v4.new_markdown_cell(links))
         nbformat.write(page, src / f"{lesson.name}.ipynb")
     static = src / "_static" / "mathjax"
     es5 = mathjax_dir()
