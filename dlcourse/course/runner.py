@@ -4,7 +4,8 @@
 Python's ``python3`` kernel, working directory = the lessons folder), writes the executed copy and
 ``results.json`` to the output folder, and returns a table: status, wall seconds and the figures the
 lesson published with ``dlcourse.course.results.record``. A failing lesson is reported with the failing
-cell; the remaining lessons still run.
+cell; the remaining lessons still run. The kernels draw with matplotlib's inline backend, so the
+executed copies keep every figure (``dlcourse site`` publishes them).
 
 The kernel process's own standard error (TensorFlow's C-level log lines, the kernel's start-up
 warnings, a crash message) goes to ``<out>/<lesson>.kernel.log``, not to the terminal, so the
