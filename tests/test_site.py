@@ -1,6 +1,7 @@
 """The course website (``dlcourse site``): figures kept, no solution on a page, checked in Chromium.
 
-The browser test needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them):
+The browser test needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them; Google
+Chrome with its chromedriver on the PATH does too):
 skipped without them, except in CI (``CI`` set), where it fails instead.
 """
 
@@ -9,6 +10,7 @@ import functools
 import http.server
 import json
 import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -18,7 +20,9 @@ import pytest
 from dlcourse.course import cli, runner, site
 
 SITE_FIXTURES = Path(__file__).parent / "fixtures" / "site"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+# Debian's chromium + chromium-driver; GitHub's Ubuntu runners ship Google Chrome and its driver
+CHROMIUM = shutil.which("chromium") or shutil.which("google-chrome") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 SOLUTION_LINE = "secret_twice_value = x + x"
 HIDDEN_LINE = "assert double(-21) == -42"
 
