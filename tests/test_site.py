@@ -94,7 +94,7 @@ def test_leak_scan_finds_a_line_split_by_highlighting(tmp_path):
 
 
 @pytest.mark.slow
-def test_site_command_builds_pages_without_solutions(tmp_path, capsys):
+def test_site_command_builds_pages_without_solutions(tmp_path, capsys, monkeypatch):
     pytest.importorskip(
         "myst_nb", reason="the site extra is not installed: pip install -e '.[site]'"
     )
@@ -114,6 +114,12 @@ def test_site_command_builds_pages_without_solutions(tmp_path, capsys):
             text = site._visible_text(path.read_text(errors="replace"))
             assert "secret_twice_value" not in text and "double(-21)" not in text, path
     assert (html / "_static" / "mathjax" / "tex-mml-chtml.js").is_file()
+
+    # the guard: pages built from the instructor's notebook (solutions in) fail the build
+    monkeypatch.setattr(site, "student_page", lambda nb: nb)
+    lessons = runner.discover(SITE_FIXTURES)
+    with pytest.raises(site.SiteLeak, match=r"01_maths_and_figures\.html: 'secret_twice_value"):
+        site.build(lessons, tmp_path / "leaky", run_dir=tmp_path / "run")
 
 
 def _require_chromium():
