@@ -36,6 +36,13 @@ FAVICON = (
     '<rect width="3" height="3" fill="#1f4e79"/><rect x="1" y="1" width="2" height="2" fill="#f0a030"/>'
     "</svg>\n"
 )
+# the home page's table: long "what it reaches" lists wrap instead of widening the table
+SITE_CSS = """\
+.bd-article table { font-size: 0.85em; }
+.bd-article table td:nth-child(6) { overflow-wrap: anywhere; }
+.bd-article table td:nth-child(1), .bd-article table td:nth-child(4) { white-space: nowrap; }
+.bd-article table td:nth-child(3) { min-width: 12em; }
+"""
 _MATHJAX_PARTS = ("tex-mml-chtml.js", "input", "output/chtml", "ui", "a11y", "adaptors")
 
 CONF_PY = """\
@@ -49,6 +56,8 @@ myst_enable_extensions = ["dollarmath", "amsmath"]
 html_theme = "sphinx_book_theme"
 html_title = "dlcourse: dense prediction with Keras"
 html_static_path = ["_static"]
+html_css_files = ["site.css"]
+nb_output_stderr = "remove"  # TensorFlow's C-level log lines; a lesson's own messages go to stdout
 html_favicon = "favicon.svg"  # else browsers ask for /favicon.ico, which the site does not have
 mathjax_path = "mathjax/tex-mml-chtml.js"  # relative to _static: bundled, no network
 html_theme_options = {
@@ -170,6 +179,8 @@ def write_source(lessons: list[Lesson], run_dir: Path, src: Path) -> None:
     (src / "conf.py").write_text(CONF_PY)
     (src / "index.md").write_text(home_page(lessons, report))
     (src / "favicon.svg").write_text(FAVICON)
+    (src / "_static").mkdir()
+    (src / "_static" / "site.css").write_text(SITE_CSS)
     for lesson in lessons:
         executed = run_dir / f"{lesson.name}.ipynb"
         if not executed.is_file():
@@ -192,6 +203,8 @@ def write_source(lessons: list[Lesson], run_dir: Path, src: Path) -> None:
         else:
             first = next((i for i, c in enumerate(page.cells) if c.cell_type == "markdown"), -1)
             page.cells.insert(first + 1, nbformat.v4.new_markdown_cell(links))
+        # the Colab-only install cell does nothing here (the download keeps it)
+        page.cells = [c for c in page.cells if "colab-install" not in c.metadata.get("tags", [])]
         nbformat.write(page, src / f"{lesson.name}.ipynb")
     static = src / "_static" / "mathjax"
     es5 = mathjax_dir()
