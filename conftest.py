@@ -54,6 +54,8 @@ SLOW_TESTS = (
     "tests/test_layers_max_unpooling.py::test_compiles_with_xla_and_trains",
     "tests/test_layers_max_unpooling.py::test_many_sizes_against_reference",
     "tests/test_fast_loop.py::test_not_slow_skips",  # collects in fresh interpreters
+    "tests/test_site.py::test_run_keeps_figures_",  # kernels
+    "tests/test_site.py::test_student_page_",  # a Sphinx build
 )
 
 

@@ -51,6 +51,40 @@ def _cmd_run(args) -> int:
     return 0 if all(r["status"] == "passed" for r in report["lessons"].values()) else 1
 
 
+def _cmd_site(args) -> int:
+    from dlcourse.course import site
+    from dlcourse.course.runner import select
+
+    try:
+        lessons = select(args.lessons, args.lessons_dir)
+    except ValueError as exc:
+        print(f"dlcourse site: {exc}", file=sys.stderr)
+        return 2
+    if not lessons:
+        print("dlcourse site: no lessons found.", file=sys.stderr)
+        return 2
+    try:
+        result = site.build(
+            lessons,
+            args.out,
+            fast=args.fast,
+            run_dir=args.from_run,
+            cell_timeout=args.cell_timeout,
+            progress=not args.quiet,
+        )
+    except (site.SiteLeak, RuntimeError, FileNotFoundError, ModuleNotFoundError) as exc:
+        print(f"dlcourse site: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"Site of {result.lessons} lesson(s) built in {result.seconds:.0f} s "
+        f"({result.bytes / 2**20:.1f} MB): {result.html_dir / 'index.html'}"
+    )
+    if result.failed:
+        print(f"Lessons that failed (their pages show it): {', '.join(result.failed)}")
+        return 1
+    return 0
+
+
 def _cmd_cache(args) -> int:
     from dlcourse.training.experiments import cache_summary, clear_cache
 
@@ -113,6 +147,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="also rewrite the lesson table between the markers of this README",
     )
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("site", help="build the course website from the executed lessons")
+    p.add_argument(
+        "lessons", nargs="*", metavar="LESSON", help="lesson number or name (default: all)"
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--fast", dest="fast", action="store_true", default=True, help="FAST mode (default)"
+    )
+    mode.add_argument("--full", dest="fast", action="store_false", help="full mode")
+    p.add_argument(
+        "--out", default="course-site", help="folder for the site (html/), default course-site"
+    )
+    p.add_argument(
+        "--from-run",
+        default=None,
+        metavar="DIR",
+        help="take the executed lessons from this `dlcourse run --out` folder instead of running them",
+    )
+    p.add_argument(
+        "--lessons-dir", default=None, help="folder of lesson notebooks (default: the course's)"
+    )
+    p.add_argument(
+        "--cell-timeout", type=int, default=900, help="seconds one cell may run (default 900)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=_cmd_site)
 
     p = sub.add_parser("cache", help="show (or --clear) the trained rows lessons 05-06 share")
     p.add_argument("--clear", action="store_true", help="delete them (they are trained again)")

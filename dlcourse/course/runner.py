@@ -4,7 +4,8 @@
 Python's ``python3`` kernel, working directory = the lessons folder), writes the executed copy and
 ``results.json`` to the output folder, and returns a table: status, wall seconds and the figures the
 lesson published with ``dlcourse.course.results.record``. A failing lesson is reported with the failing
-cell; the remaining lessons still run.
+cell; the remaining lessons still run. The kernels draw with matplotlib's inline backend, so the
+executed copies keep every figure (``dlcourse site`` publishes them).
 
 The kernel process's own standard error (TensorFlow's C-level log lines, the kernel's start-up
 warnings, a crash message) goes to ``<out>/<lesson>.kernel.log``, not to the terminal, so the
@@ -26,6 +27,7 @@ from dlcourse.course.readme import replace_block
 from dlcourse.course.results import RESULTS_FILE_ENV
 
 LESSONS_DIR_ENV = "DLCOURSE_LESSONS_DIR"
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 _LESSON_FILE = re.compile(r"^(\d\d)_([a-z0-9_]+)\.ipynb$")
 
 
@@ -169,7 +171,9 @@ def run_lesson(
         figures_path = Path(tmp) / "figures.json"
         env = dict(os.environ)
         env[RESULTS_FILE_ENV] = str(figures_path)
-        env.setdefault("MPLBACKEND", "Agg")
+        # matplotlib's inline backend: every figure a cell draws is kept in the executed copy
+        # (an inherited MPLBACKEND=Agg, as the test suite sets for nbval, would draw nothing)
+        env["MPLBACKEND"] = INLINE_BACKEND
         if fast is not None:
             env["DLCOURSE_FAST"] = "1" if fast else "0"
         client = NotebookClient(
