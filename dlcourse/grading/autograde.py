@@ -22,6 +22,7 @@ from dlcourse.grading import nbformat_grading as fmt
 from dlcourse.grading.course import linked
 from dlcourse.grading.execute import Runner, RunResult
 from dlcourse.grading.sandbox import SandboxConfig
+from dlcourse.grading.trusted import TrustedPool
 
 STATUSES = {
     "graded": "graded normally",
@@ -56,6 +57,7 @@ class Options:
     budget: float | None = None
     mode: str = "auto"
     feedback: bool = True
+    trusted: TrustedPool | None = None  # the worker's trusted interpreters (grade.py)
 
 
 @dataclasses.dataclass
@@ -284,7 +286,15 @@ async def grade_notebook(
     try:
         stage = _stage(folder, path, assignment, name)
         runner = Runner(
-            plan, options.sandbox, stage, folder, timeout=options.timeout, budget=options.budget
+            plan,
+            options.sandbox,
+            stage,
+            folder,
+            timeout=options.timeout,
+            budget=options.budget,
+            trusted_pool=options.trusted,
+            trusted_key=(assignment.name, name),
+            trusted_stage=lambda where: _stage(where, None, assignment),
         )
         run = await runner.run()
     finally:

@@ -35,6 +35,7 @@ from dlcourse.grading.sandbox import (
     require_sandbox,
     slot_uid,
 )
+from dlcourse.grading.trusted import TrustedPool
 
 COLUMNS = ["student", "lesson", "score", "max_score", "status", "reason"]
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -146,13 +147,19 @@ async def _run(jobs, course, assignments, options, workers, progress) -> list[Ro
         written.append(writer.submit(fn))
 
     slots: asyncio.Queue[int] = asyncio.Queue()
+    # one trusted interpreter per worker and notebook, kept for the batch (trusted.TrustedPool)
+    pools: dict[int, TrustedPool] = {}
     for slot in range(max(1, workers)):
         slots.put_nowait(slot)
+        (scratch / f"trusted-{slot}").mkdir()
+        pools[slot] = TrustedPool(scratch / f"trusted-{slot}")
 
     async def one(sub: Submission) -> Row:
         slot = await slots.get()  # at most `workers` at a time, each with its own sandbox user
         mine = dataclasses.replace(
-            options, sandbox=dataclasses.replace(options.sandbox, uid=slot_uid(slot))
+            options,
+            sandbox=dataclasses.replace(options.sandbox, uid=slot_uid(slot)),
+            trusted=pools[slot],
         )
         try:
             row = await grade_submission(
@@ -176,6 +183,8 @@ async def _run(jobs, course, assignments, options, workers, progress) -> list[Ro
     try:
         await asyncio.gather(*(one(s) for s in jobs))
     finally:
+        for pool in pools.values():
+            await pool.close()
         writer.shutdown(wait=True)
         shutil.rmtree(scratch, ignore_errors=True)
     for future in written:
