@@ -58,6 +58,7 @@ class Options:
     mode: str = "auto"
     feedback: bool = True
     trusted: TrustedPool | None = None  # the worker's trusted interpreters (grade.py)
+    kernel_env: dict | None = None  # more environment for the kernels (grade.py: threads)
 
 
 @dataclasses.dataclass
@@ -292,6 +293,7 @@ async def grade_notebook(
             folder,
             timeout=options.timeout,
             budget=options.budget,
+            env_extra=options.kernel_env,
             trusted_pool=options.trusted,
             trusted_key=(assignment.name, name),
             trusted_stage=lambda where: _stage(where, None, assignment),

@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import csv
 import dataclasses
+import os
 import shutil
 import sys
 import tempfile
@@ -146,6 +147,15 @@ async def _run(jobs, course, assignments, options, workers, progress) -> list[Ro
     def defer(fn) -> None:
         written.append(writer.submit(fn))
 
+    # Workers share the cores: each kernel's thread pools sized to its share (TensorFlow sizes
+    # them to every core, and its threads spin while they wait), unless the grader's own
+    # environment says otherwise
+    share = str(max(1, (os.cpu_count() or 1) // max(1, workers)))
+    threads = {
+        name: share
+        for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+        if workers > 1 and name not in os.environ
+    } or None
     slots: asyncio.Queue[int] = asyncio.Queue()
     # one trusted interpreter per worker and notebook, kept for the batch (trusted.TrustedPool)
     pools: dict[int, TrustedPool] = {}
@@ -160,6 +170,7 @@ async def _run(jobs, course, assignments, options, workers, progress) -> list[Ro
             options,
             sandbox=dataclasses.replace(options.sandbox, uid=slot_uid(slot)),
             trusted=pools[slot],
+            kernel_env=threads,
         )
         try:
             row = await grade_submission(

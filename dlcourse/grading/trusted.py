@@ -42,6 +42,13 @@ from dlcourse.grading.rpc import install_code, read_reply, student_request
 
 SCRIPT = Path(_trusted.__file__)
 MAX_LINE = 64 * 2**20
+ONE_THREAD = (
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+)
 
 
 def _outputs(done: dict) -> list:
@@ -91,8 +98,8 @@ class Interpreter:
         places = self.sandbox.places(runtime, stage)
         env = kernel_env(None, home=places["home"], tmpdir=places["tmpdir"])
         # no BLAS thread pool at import (OpenBLAS starts one): the setup process stays
-        # single-threaded, so it can fork; the checks' arrays are small
-        env.update({k: "1" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")})
+        # single-threaded, so it can fork; the checks' arrays are small, one thread each
+        env.update({k: "1" for k in ONE_THREAD})
         spec = {
             "env": env,
             "home": places["home"],
