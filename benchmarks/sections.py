@@ -89,28 +89,27 @@ def _layers(quick: bool, out: Path) -> dict:
 
 def _grading(quick: bool, out: Path) -> dict:
     fixture = Path(__file__).resolve().parents[1] / "tests/fixtures/grading/00_fixture.ipynb"
-    # A lesson as `dlcourse grade` grades it by default (setup and exercise cells only): seconds
-    # per submission, sandbox overhead, speed-up with 2 workers. nbgrader runs every cell of a
-    # lesson (minutes per submission), so the peer comparison uses the tests' tiny fixture
-    # lesson, every cell, where both do the same work.
+    # A class of 2 x 2 submissions of a lesson as `dlcourse grade` grades it by default (setup and
+    # exercise cells only), with 1 and with 2 workers: seconds and CPU seconds per submission and
+    # the speed-up. Each worker keeps one trusted interpreter for its batch, so a class of 2 (one
+    # per worker) would charge each submission a whole TensorFlow import that a real class shares.
+    # nbgrader runs every cell of a lesson (minutes per submission), so the peer comparison uses
+    # the tests' tiny fixture lesson, every cell, where both do the same work.
     lesson = _call(
         "bench_grading",
         quick,
         lesson=str(fixture) if quick else "01",
-        # 2 submissions, one per worker of sandbox_w2 (4 cost 27 s more, measured 12:45 on
-        # 2026-12-01, for the same per-submission figures: each one is a kernel start, the
-        # TensorFlow import and the exercise cells)
-        submissions=2,
+        submissions=4,
         repeats=1,
         cells="exercises",
-        configs=("sandbox", "no_sandbox", "sandbox_w2"),
+        configs=("sandbox", "sandbox_w2"),
     )
     peer = _call(
         "bench_grading",
         quick,
         lesson=str(fixture),
-        submissions=2,
-        repeats=1 if quick else 3,
+        submissions=4,
+        repeats=1 if quick else 2,
         cells="all",
         configs=("nbgrader", "sandbox"),
     )

@@ -300,6 +300,50 @@ def _drop_privileges(spec):
         os.setuid(uid)
 
 
+def _tasks():
+    """Threads of this process (a fork is safe only when there is one)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 0
+
+
+def _files(folders):
+    """Every path under ``folders`` (what setup left there)."""
+    found = set()
+    for folder in folders:
+        for root, dirs, files in os.walk(folder):
+            found.update(os.path.join(root, n) for n in dirs + files)
+    return found
+
+
+def _remove_new(folders, kept):
+    """Remove what a submission's process created under ``folders`` (not what setup made)."""
+    for path in sorted(_files(folders) - kept, reverse=True):
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.rmdir(path)
+            else:
+                os.unlink(path)
+        except OSError:
+            pass
+
+
+def serve(ns, channel):
+    """Answer ``run`` messages until ``end`` (or the grader goes away)."""
+    while True:
+        msg = channel.receive()
+        if msg.get("op") == "run":
+            ns.forget()
+            for name in msg.get("names", []):
+                ns[name] = StudentName(channel, name)
+            channel.send(run(msg["code"], ns, channel))
+        elif msg.get("op") == "end":
+            return
+        else:
+            channel.send({"op": "done", "status": "error", "ename": "ProtocolError"})
+
+
 def main(spec_path):
     with open(spec_path) as f:
         spec = json.load(f)
@@ -318,23 +362,44 @@ def main(spec_path):
     channel = Channel()
     ns = Namespace(__name__="__main__", __builtins__=builtins)
     ns["get_ipython"] = _shell
+    msg = channel.receive()
+    if msg.get("op") != "setup":
+        channel.send({"op": "ready", "failed": {"ename": "ProtocolError"}})
+        return
+    failed = None
+    for code in msg.get("cells", []):
+        result = run(code, ns, None)
+        if result["status"] != "ok":
+            failed = result
+            break
+    writable = [f for f in (spec["tmpdir"], spec["home"], spec.get("shm")) if f]
+    kept = _files(writable)
+    # One process per submission, forked from this post-setup state: what a submission's checks
+    # leave in memory (globals, caches, module state) dies with its process. Forking is safe only
+    # while this process has one thread; otherwise this process serves one submission and exits.
+    fork = failed is None and _tasks() == 1 and hasattr(os, "fork")
+    channel.send({"op": "ready", "failed": failed, "fork": fork})
+    if not fork:
+        serve(ns, channel)
+        return
     while True:
         msg = channel.receive()
-        if msg.get("op") == "setup":
-            failed = None
-            for code in msg.get("cells", []):
-                result = run(code, ns, None)
-                if result["status"] != "ok":
-                    failed = result
-                    break
-            channel.send({"op": "ready", "failed": failed})
-        elif msg.get("op") == "run":
-            ns.forget()
-            for name in msg.get("names", []):
-                ns[name] = StudentName(channel, name)
-            channel.send(run(msg["code"], ns, channel))
-        else:
-            channel.send({"op": "done", "status": "error", "ename": "ProtocolError"})
+        if msg.get("op") != "submission":
+            channel.send({"op": "exited", "status": None, "error": "ProtocolError"})
+            continue
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                channel.send({"op": "forked"})
+                serve(ns, channel)
+            except BaseException:  # noqa: BLE001 - the parent reports the exit status
+                code = 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        _remove_new(writable, kept)
+        channel.send({"op": "exited", "status": os.waitstatus_to_exitcode(status)})
 
 
 if __name__ == "__main__":

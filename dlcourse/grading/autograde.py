@@ -22,6 +22,7 @@ from dlcourse.grading import nbformat_grading as fmt
 from dlcourse.grading.course import linked
 from dlcourse.grading.execute import Runner, RunResult
 from dlcourse.grading.sandbox import SandboxConfig
+from dlcourse.grading.trusted import TrustedPool
 
 STATUSES = {
     "graded": "graded normally",
@@ -56,6 +57,8 @@ class Options:
     budget: float | None = None
     mode: str = "auto"
     feedback: bool = True
+    trusted: TrustedPool | None = None  # the worker's trusted interpreters (grade.py)
+    kernel_env: dict | None = None  # more environment for the kernels (grade.py: threads)
 
 
 @dataclasses.dataclass
@@ -284,7 +287,16 @@ async def grade_notebook(
     try:
         stage = _stage(folder, path, assignment, name)
         runner = Runner(
-            plan, options.sandbox, stage, folder, timeout=options.timeout, budget=options.budget
+            plan,
+            options.sandbox,
+            stage,
+            folder,
+            timeout=options.timeout,
+            budget=options.budget,
+            env_extra=options.kernel_env,
+            trusted_pool=options.trusted,
+            trusted_key=(assignment.name, name),
+            trusted_stage=lambda where: _stage(where, None, assignment),
         )
         run = await runner.run()
     finally:

@@ -40,7 +40,7 @@ from dlcourse.grading.kernel import (
 )
 from dlcourse.grading.merge import Plan
 from dlcourse.grading.sandbox import SandboxConfig
-from dlcourse.grading.trusted import TrustedSession, enabled
+from dlcourse.grading.trusted import TrustedPool, TrustedSession, enabled
 
 MAX_RICH_CHARS = 16 * 2**20
 """Characters of rich output (images, HTML, tracebacks) the grader keeps per cell."""
@@ -238,6 +238,9 @@ class Runner:
         budget: float | None = None,
         env_extra: dict | None = None,
         startup_timeout: float = 120,
+        trusted_pool: TrustedPool | None = None,
+        trusted_key=None,
+        trusted_stage=None,
     ):
         self.plan = plan
         self.sandbox = sandbox
@@ -254,9 +257,19 @@ class Runner:
         self._current: int | None = None
         self._exec_nb = nbformat.v4.new_notebook()
         self._slots = 0
-        # test cells are judged in a second interpreter that never runs student code (trusted.py)
+        # test cells are judged in a second interpreter that never runs student code (trusted.py);
+        # with a pool, the worker's one for this notebook (setup run once), with the files of
+        # ``trusted_stage(folder)`` (the assignment's, not the submission's)
         self.trusted = (
-            TrustedSession(sandbox, stage, scratch, startup_timeout=startup_timeout)
+            TrustedSession(
+                sandbox,
+                stage,
+                scratch,
+                startup_timeout=startup_timeout,
+                pool=trusted_pool,
+                key=trusted_key,
+                stage_for=trusted_stage,
+            )
             if enabled(sandbox)
             else None
         )

@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import csv
 import dataclasses
+import os
 import shutil
 import sys
 import tempfile
@@ -35,6 +36,7 @@ from dlcourse.grading.sandbox import (
     require_sandbox,
     slot_uid,
 )
+from dlcourse.grading.trusted import TrustedPool
 
 COLUMNS = ["student", "lesson", "score", "max_score", "status", "reason"]
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -145,14 +147,30 @@ async def _run(jobs, course, assignments, options, workers, progress) -> list[Ro
     def defer(fn) -> None:
         written.append(writer.submit(fn))
 
+    # Workers share the cores: each kernel's thread pools sized to its share (TensorFlow sizes
+    # them to every core, and its threads spin while they wait), unless the grader's own
+    # environment says otherwise
+    share = str(max(1, (os.cpu_count() or 1) // max(1, workers)))
+    threads = {
+        name: share
+        for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+        if workers > 1 and name not in os.environ
+    } or None
     slots: asyncio.Queue[int] = asyncio.Queue()
+    # one trusted interpreter per worker and notebook, kept for the batch (trusted.TrustedPool)
+    pools: dict[int, TrustedPool] = {}
     for slot in range(max(1, workers)):
         slots.put_nowait(slot)
+        (scratch / f"trusted-{slot}").mkdir()
+        pools[slot] = TrustedPool(scratch / f"trusted-{slot}")
 
     async def one(sub: Submission) -> Row:
         slot = await slots.get()  # at most `workers` at a time, each with its own sandbox user
         mine = dataclasses.replace(
-            options, sandbox=dataclasses.replace(options.sandbox, uid=slot_uid(slot))
+            options,
+            sandbox=dataclasses.replace(options.sandbox, uid=slot_uid(slot)),
+            trusted=pools[slot],
+            kernel_env=threads,
         )
         try:
             row = await grade_submission(
@@ -176,6 +194,8 @@ async def _run(jobs, course, assignments, options, workers, progress) -> list[Ro
     try:
         await asyncio.gather(*(one(s) for s in jobs))
     finally:
+        for pool in pools.values():
+            await pool.close()
         writer.shutdown(wait=True)
         shutil.rmtree(scratch, ignore_errors=True)
     for future in written:

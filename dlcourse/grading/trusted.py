@@ -29,6 +29,7 @@ import contextlib
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,6 +42,13 @@ from dlcourse.grading.rpc import install_code, read_reply, student_request
 
 SCRIPT = Path(_trusted.__file__)
 MAX_LINE = 64 * 2**20
+ONE_THREAD = (
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+)
 
 
 def _outputs(done: dict) -> list:
@@ -65,57 +73,81 @@ def _outputs(done: dict) -> list:
     return outs
 
 
-class TrustedSession:
-    """One trusted interpreter per graded notebook, started beside the student's kernel."""
+class Interpreter:
+    """One trusted interpreter process. It runs the source's setup cells once; then, when it can
+    (one thread after setup), it forks one process per submission from that post-setup state,
+    so a worker's batch pays for the setup (a TensorFlow import) once, and nothing a submission's
+    checks leave behind (globals, caches, module state, files in its writable folders) reaches
+    the next submission's. Otherwise it serves one submission and is replaced."""
 
-    def __init__(self, sandbox, stage: Path, scratch: Path, *, startup_timeout: float = 120):
+    def __init__(self, sandbox, scratch: Path, stage_for, *, startup_timeout: float = 120):
         self.sandbox = sandbox
-        self.stage = stage
         self.scratch = scratch
+        self.stage_for = stage_for  # folder -> the staged files the setup cells may read
         self.startup_timeout = startup_timeout
         self.proc: asyncio.subprocess.Process | None = None
-        self._ready: asyncio.Task | None = None
-        self.problem: str | None = None  # why the trusted interpreter is not available
-        self._reported = False
-        self.guard = Guard()
-        self._pending: dict[int, list[str]] = {}  # step -> what the probe found before it
-        self._seen: set[str] = set()  # what the probe reported already
-        self._answers: list[str] = []  # the current test's answers that were not plain data
+        self.problem: str | None = None  # why it is not available
+        self.fork = False
+        self.served = 0
+        self.busy = False
+        self._task: asyncio.Task | None = None
 
-    def command(self, runtime: Path) -> list[str]:
+    def command(self, runtime: Path, stage: Path) -> list[str]:
         """The sandbox prefix of a kernel, then this module's script (not the IPython kernel)."""
         self.sandbox.write_runtime_files(runtime)
-        places = self.sandbox.places(runtime, self.stage)
+        places = self.sandbox.places(runtime, stage)
         env = kernel_env(None, home=places["home"], tmpdir=places["tmpdir"])
+        # no BLAS thread pool at import (OpenBLAS starts one): the setup process stays
+        # single-threaded, so it can fork; the checks' arrays are small, one thread each
+        env.update({k: "1" for k in ONE_THREAD})
         spec = {
             "env": env,
             "home": places["home"],
             "tmpdir": places["tmpdir"],
-            "workdir": places["stage"] or str(self.stage),
+            "shm": "/dev/shm" if self.sandbox.bwrap is not None else None,
+            "workdir": places["stage"] or str(stage),
             "memory": self.sandbox.limits.memory,
         }
         if self.sandbox.drop_to_nobody:
             spec["uid"] = spec["gid"] = self.sandbox.uid
         (runtime / "trusted.json").write_text(json.dumps(spec))
-        # the runtime folder is bound at places["run"] inside the sandbox (its own path outside)
-        return self.sandbox.prefix(runtime, self.stage) + [
+        # the runtime folder as the sandbox sees it (bound at ``places["run"]``)
+        return self.sandbox.prefix(runtime, stage) + [
             sys.executable,
             "-I",
             str(SCRIPT),
             os.path.join(places["run"], "trusted.json"),
         ]
 
-    def begin(self, setup: list[str]) -> None:
-        """Start the interpreter and its setup cells in the background."""
-        if self._ready is None:
-            self._ready = asyncio.ensure_future(self._start(setup))
+    def alive(self) -> bool:
+        return self.problem is None and (
+            self._task is None
+            or not self._task.done()
+            or (self.proc is not None and self.proc.returncode is None)
+        )
+
+    def reusable(self) -> bool:
+        """Can serve another submission (a forking one that is alive and idle)."""
+        return self.alive() and not self.busy and (self.fork or self._task is None)
+
+    async def start(self, setup: list[str]) -> bool:
+        """Start it and run the setup cells (once; later calls wait for the first)."""
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._start(setup))
+        try:
+            return await asyncio.shield(self._task)
+        except Exception as e:  # noqa: BLE001
+            self.problem = self.problem or f"the trusted interpreter failed ({e})"
+            return False
 
     async def _start(self, setup: list[str]) -> bool:
-        runtime = new_runtime(self.scratch)
-        log = open(self.scratch / "trusted.log", "ab")  # noqa: SIM115
+        folder = Path(tempfile.mkdtemp(prefix="t", dir=self.scratch))
+        stage = self.stage_for(folder)
+        runtime = new_runtime(folder)
+        log = open(folder / "trusted.log", "ab")  # noqa: SIM115
         try:
             self.proc = await asyncio.create_subprocess_exec(
-                *self.command(runtime),
+                *self.command(runtime, stage),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log,
@@ -129,11 +161,15 @@ class TrustedSession:
         finally:
             log.close()
         try:
-            await self._send({"op": "setup", "cells": list(setup)})
-            reply = await asyncio.wait_for(self._receive(), self.startup_timeout)
+            await self.send({"op": "setup", "cells": list(setup)})
+            reply = await asyncio.wait_for(self.receive(), self.startup_timeout)
         except (TimeoutError, ConnectionError, ValueError) as e:
-            self.problem = f"the trusted interpreter did not start ({type(e).__name__} {e})"
-            await self.close()
+            await self.kill()
+            try:
+                tail = (folder / "trusted.log").read_text(errors="replace").strip()[-300:]
+            except OSError:
+                tail = ""
+            self.problem = f"the trusted interpreter did not start ({type(e).__name__} {e}) {tail}"
             return False
         if reply.get("failed"):
             f = reply["failed"]
@@ -141,16 +177,56 @@ class TrustedSession:
                 f"the setup cells fail in the trusted interpreter ({f.get('ename')}: "
                 f"{str(f.get('evalue', ''))[:200]})"
             )
+            await self.kill()
             return False
+        self.fork = bool(reply.get("fork"))
         return True
 
-    async def _send(self, msg: dict) -> None:
-        assert self.proc is not None and self.proc.stdin is not None
+    async def open(self, setup: list[str]) -> bool:
+        """Ready for one submission: its own process forked from the post-setup state."""
+        if not await self.start(setup) or not self.alive() or self.busy:
+            return False
+        if self.fork:
+            try:
+                await self.send({"op": "submission"})
+                reply = await asyncio.wait_for(self.receive(), self.startup_timeout)
+            except (TimeoutError, ConnectionError, ValueError) as e:
+                reply = {"error": f"{type(e).__name__} {e}"}
+            if reply.get("op") != "forked":
+                self.problem = f"the trusted interpreter did not fork ({reply.get('error')})"
+                await self.kill()
+                return False
+        elif self.served:
+            return False
+        self.served += 1
+        self.busy = True
+        return True
+
+    async def done(self) -> None:
+        """The submission is graded: its process exits (the post-setup one waits for the next);
+        a trusted interpreter that cannot fork, or that misbehaved, is stopped."""
+        if not self.busy:
+            return
+        self.busy = False
+        if self.fork and self.alive():
+            try:
+                await self.send({"op": "end"})
+                reply = await asyncio.wait_for(self.receive(), 30)
+                if reply.get("op") == "exited" and reply.get("status") == 0:
+                    return
+            except (TimeoutError, ConnectionError, ValueError, OSError):
+                pass
+        await self.kill()
+
+    async def send(self, msg: dict) -> None:
+        if self.proc is None or self.proc.stdin is None:
+            raise ConnectionError("the trusted interpreter is not running")
         self.proc.stdin.write((json.dumps(msg) + "\n").encode())
         await self.proc.stdin.drain()
 
-    async def _receive(self) -> dict:
-        assert self.proc is not None and self.proc.stdout is not None
+    async def receive(self) -> dict:
+        if self.proc is None or self.proc.stdout is None:
+            raise ConnectionError("the trusted interpreter is not running")
         line = await self.proc.stdout.readline()
         if not line:
             raise ConnectionError("the trusted interpreter exited")
@@ -159,17 +235,118 @@ class TrustedSession:
             raise ValueError("not a message")
         return msg
 
-    async def close(self) -> None:
-        if self._ready is not None and not self._ready.done():
-            self._ready.cancel()
+    async def kill(self) -> None:
+        self.problem = self.problem or "the trusted interpreter was stopped"
+        task = self._task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
             with contextlib.suppress(BaseException):
-                await self._ready
+                await task
         proc, self.proc = self.proc, None
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             with contextlib.suppress(Exception):
                 await proc.wait()
+
+
+class TrustedPool:
+    """A worker's trusted interpreters, one per notebook of an assignment (and setup), kept for
+    its whole batch: the setup cells run once, each submission gets a fresh forked process."""
+
+    def __init__(self, scratch: Path):
+        self.scratch = scratch
+        self._interpreters: dict = {}
+
+    def interpreter(self, key, make) -> Interpreter:
+        found = self._interpreters.get(key)
+        if found is None or not found.reusable():
+            found = self._interpreters[key] = make()
+        return found
+
+    async def close(self) -> None:
+        for interpreter in self._interpreters.values():
+            await interpreter.kill()
+        self._interpreters.clear()
+
+
+class TrustedSession:
+    """The trusted side of one graded notebook: a process of the worker's pooled interpreter
+    (``pool``), or an interpreter of its own; started beside the student's kernel."""
+
+    def __init__(
+        self,
+        sandbox,
+        stage: Path,
+        scratch: Path,
+        *,
+        startup_timeout: float = 120,
+        pool: TrustedPool | None = None,
+        key=None,
+        stage_for=None,
+    ):
+        self.sandbox = sandbox
+        self.stage = stage
+        self.scratch = scratch
+        self.startup_timeout = startup_timeout
+        self.pool, self.key, self.stage_for = pool, key, stage_for
+        self.interp: Interpreter | None = None
+        self._ready: asyncio.Task | None = None
+        self.problem: str | None = None  # why the trusted interpreter is not available
+        self._reported = False
+        self.guard = Guard()
+        self._pending: dict[int, list[str]] = {}  # step -> what the probe found before it
+        self._seen: set[str] = set()  # what the probe reported already
+        self._answers: list[str] = []  # the current test's answers that were not plain data
+
+    def begin(self, setup: list[str]) -> None:
+        """Start (or take from the pool) the interpreter and its setup, in the background."""
+        if self._ready is not None:
+            return
+        if self.pool is not None and self.stage_for is not None:
+            self.interp = self.pool.interpreter(
+                (self.key, tuple(setup)),
+                lambda: Interpreter(
+                    self.sandbox,
+                    self.pool.scratch,
+                    self.stage_for,
+                    startup_timeout=self.startup_timeout,
+                ),
+            )
+        else:
+            self.interp = Interpreter(
+                self.sandbox,
+                self.scratch,
+                lambda folder: self.stage,
+                startup_timeout=self.startup_timeout,
+            )
+        self._ready = asyncio.ensure_future(self.interp.open(setup))
+
+    async def _send(self, msg: dict) -> None:
+        assert self.interp is not None
+        await self.interp.send(msg)
+
+    async def _receive(self) -> dict:
+        assert self.interp is not None
+        return await self.interp.receive()
+
+    async def close(self) -> None:
+        """This notebook is graded (or the trusted side failed): release the interpreter."""
+        if self._ready is not None and not self._ready.done():
+            self._ready.cancel()
+            with contextlib.suppress(BaseException):
+                await self._ready
+        if self.interp is not None:
+            await self.interp.done()
+            if self.pool is None:
+                await self.interp.kill()
+
+    async def _stop(self, why: str) -> None:
+        """The trusted interpreter misbehaved: stop it (the pool starts another)."""
+        self.problem = why
+        if self.interp is not None:
+            self.interp.busy = False
+            await self.interp.kill()
 
     async def available(self) -> bool:
         if self._ready is None or self.problem is not None:
@@ -179,7 +356,9 @@ class TrustedSession:
         except Exception as e:  # noqa: BLE001
             self.problem = f"the trusted interpreter failed ({e})"
             return False
-        return ok and self.proc is not None and self.proc.returncode is None
+        if not ok and self.interp is not None:
+            self.problem = self.interp.problem or "the trusted interpreter is not available"
+        return ok and self.interp is not None and self.interp.proc is not None
 
     async def kernel_started(self, runner, step) -> None:
         """A fresh kernel, before any student code: the guard's snapshot, the codec."""
@@ -338,13 +517,11 @@ class TrustedSession:
                     continue
                 break
         except TimeoutError:
-            await self.close()
-            self.problem = "the trusted interpreter was stopped after a timeout"
+            await self._stop("the trusted interpreter was stopped after a timeout")
             runner.events.append(Event("timeout", index, f"timed out after {limit:.0f} s"))
             return SegmentResult([], "timeout", seconds=time.monotonic() - start)
         except (ConnectionError, ValueError, OSError) as e:
-            await self.close()
-            self.problem = f"the trusted interpreter stopped ({e})"
+            await self._stop(f"the trusted interpreter stopped ({e})")
             runner.events.append(Event("died", index, f"the trusted interpreter stopped ({e})"))
             return SegmentResult([], "died", seconds=time.monotonic() - start)
         seconds = time.monotonic() - start
