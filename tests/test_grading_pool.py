@@ -60,7 +60,11 @@ def _meta(grade_id: str, **kw) -> dict:
 
 def _source() -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    nb.metadata["kernelspec"] = {
+        "display_name": "Python 3",
+        "language": "python",
+        "name": "python3",
+    }
     nb.cells = [
         nbformat.v4.new_markdown_cell("# 00 · Pool\n\nOne exercise.", metadata={"tags": ["title"]}),
         nbformat.v4.new_code_cell(SETUP, metadata={"tags": ["setup"]}),
