@@ -10,22 +10,54 @@ from dlcourse.course import results
 
 
 @pytest.mark.parametrize(
-    ("env", "expected"),
+    ("env", "gpus", "expected"),
     [
-        ({}, False),
-        ({"DLCOURSE_FAST": "1"}, True),
-        ({"DLCOURSE_FAST": "true"}, True),
-        ({"DLCOURSE_FAST": "0"}, False),
-        ({"NBGRADER_EXECUTION": "autograde"}, True),
-        ({"DLCOURSE_GRADING": "1"}, True),
+        ({}, 0, True),  # a CPU runtime (Colab's default, a laptop): FAST unless asked
+        ({}, 1, False),  # a GPU: full mode
+        ({"DLCOURSE_FAST": "1"}, 0, True),
+        ({"DLCOURSE_FAST": "1"}, 1, True),
+        ({"DLCOURSE_FAST": "true"}, 1, True),
+        ({"DLCOURSE_FAST": "0"}, 0, False),  # the student opts in to full mode on a CPU
+        ({"DLCOURSE_FAST": "0"}, 1, False),
+        ({"NBGRADER_EXECUTION": "autograde"}, 1, True),  # grading is FAST, whatever else
+        ({"NBGRADER_EXECUTION": "autograde", "DLCOURSE_FAST": "0"}, 1, True),
+        ({"DLCOURSE_GRADING": "1"}, 1, True),
     ],
 )
-def test_fast_mode_follows_the_environment(monkeypatch, env, expected):
+def test_fast_mode_decision_table(monkeypatch, env, gpus, expected):
     for name in ("DLCOURSE_FAST", "NBGRADER_EXECUTION", "DLCOURSE_GRADING"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setattr(config, "gpu_count", lambda: gpus)  # the device list, faked
     assert config.fast_mode() is expected
+    assert config.fast_mode(gpus=gpus) is expected
+
+
+def test_setup_decides_from_the_devices_and_says_why(monkeypatch, capsys):
+    monkeypatch.delenv("DLCOURSE_FAST", raising=False)
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.delenv("DLCOURSE_GRADING", raising=False)
+    monkeypatch.setattr(config, "FAST", False)
+    monkeypatch.setattr(config, "gpu_count", lambda: 0)
+    config.setup(seed=1)
+    line = capsys.readouterr().out
+    assert config.FAST is True and "FAST mode (no GPU; DLCOURSE_FAST=0 or FAST = False" in line
+    monkeypatch.setattr(config, "gpu_count", lambda: 2)
+    config.setup(seed=1)
+    assert config.FAST is False and "full mode (GPU x2" in capsys.readouterr().out
+    monkeypatch.setenv("DLCOURSE_FAST", "0")
+    monkeypatch.setattr(config, "gpu_count", lambda: 0)
+    config.setup(seed=1)
+    assert config.FAST is False and "full mode (DLCOURSE_FAST=0)" in capsys.readouterr().out
+
+
+def test_bad_fast_variable_is_rejected(monkeypatch):
+    monkeypatch.setenv("DLCOURSE_FAST", "maybe")
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.delenv("DLCOURSE_GRADING", raising=False)
+    with pytest.raises(ValueError, match="Expected DLCOURSE_FAST to be 1 or 0.*'maybe'"):
+        config.fast_mode(gpus=0)
 
 
 def test_setup_prints_one_line_report_and_seeds(monkeypatch, capsys):

@@ -13,7 +13,7 @@ import pytest
 
 LESSONS = sorted((Path(__file__).resolve().parents[1] / "lessons").glob("[0-9][0-9]_*.ipynb"))
 REQUIRED_TAGS = ["title", "colab", "colab-install", "setup", "parameters", "summary"]
-COLAB = "https://colab.research.google.com/github/dlcourse/dlcourse/blob/main/lessons/{}"
+COLAB = "https://colab.research.google.com/github/dlcourse/dlcourse/blob/main/student/{}"
 FORBIDDEN = [
     (re.compile(r"\btensorflow\.keras\b|\btf\.keras\b"), "tf.keras (use Keras 3: import keras)"),
     (re.compile(r"\.h5\b"), "legacy .h5 files (save as .keras)"),
@@ -80,7 +80,7 @@ def test_title_goals_metadata(lesson):
     assert re.search(r"summary", summary, re.I) and re.search(r"question", summary, re.I)
 
 
-def test_colab_badge_points_at_this_notebook(lesson):
+def test_colab_badge_opens_the_student_version_of_this_notebook(lesson):
     path, nb = lesson
     badge = _src(next(c for c in nb["cells"] if "colab" in _tags(c)))
     assert COLAB.format(path.name) in badge
