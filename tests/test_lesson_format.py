@@ -160,3 +160,12 @@ def test_exercises_are_in_nbgrader_format(lesson):
         for gid in (meta["grade_id"], cmeta["grade_id"]):
             assert gid not in ids, f"{path.name}: duplicate grade_id {gid}"
             ids.add(gid)
+
+
+def test_setup_cell_imports_dlcourse_before_anything_else(lesson):
+    # dlcourse's import hook keeps TensorFlow's log lines out of a plain kernel only for imports
+    # after it; `# isort: split` stops ruff from moving keras above it (tests/test_student_kernel.py)
+    _, nb = lesson
+    setup = _src(next(c for c in nb["cells"] if "setup" in _tags(c))).splitlines()
+    assert setup[0].startswith("import dlcourse  #"), setup[0]
+    assert "# isort: split" in setup[:3]
