@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import platform
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -169,15 +170,21 @@ def _raised_in_notebook(tb) -> bool:
     return filename.startswith("<") or "ipykernel_" in filename
 
 
+def _is_check_failure(etype) -> bool:
+    # By name: config sits below dlcourse.checks and does not import it (tests/test_layering.py).
+    return any(
+        c.__module__ == "dlcourse.checks" and c.__name__ == "CheckFailed" for c in etype.__mro__
+    )
+
+
 def _one_line_error(shell, etype, value, tb, tb_offset=None):
     """IPython custom-exception handler: a failed check or an untouched stub in one line."""
-    from dlcourse.checks import CheckFailed
-
-    if issubclass(etype, CheckFailed):
+    sys.last_type, sys.last_value, sys.last_traceback = etype, value, tb  # %debug still works
+    if _is_check_failure(etype):
         stb = [f"{etype.__name__}: {value}"]
     elif issubclass(etype, NotImplementedError) and not str(value) and _raised_in_notebook(tb):
         stb = [f"{etype.__name__}: {STUB_MESSAGE}"]
-    else:  # any other NotImplementedError: the usual traceback
+    else:  # any other AssertionError or NotImplementedError: the usual traceback
         stb = shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=tb_offset)
     shell._showtraceback(etype, value, stb)  # an error output: the cell fails, Run All stops
     return stb
@@ -196,7 +203,6 @@ def install_exception_display() -> bool:
     shell = get_ipython()
     if shell is None:
         return False
-    from dlcourse.checks import CheckFailed
-
-    shell.set_custom_exc((CheckFailed, NotImplementedError), _one_line_error)
+    # CheckFailed is an AssertionError; other assertions keep their usual traceback
+    shell.set_custom_exc((AssertionError, NotImplementedError), _one_line_error)
     return True
