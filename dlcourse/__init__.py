@@ -12,7 +12,8 @@ Layout, one home per idea (lower layers never import higher ones, see ``tests/te
 - ``grading``: the instructor's release/grade/check; ``course``: results, the lesson runner, the
   notebook tool and the ``dlcourse`` command.
 
-``import dlcourse`` imports none of them, and no TensorFlow: every subpackage is imported on first
+``import dlcourse`` imports none of them, and no TensorFlow (it installs an import hook that keeps
+a later first import of TensorFlow or Keras quiet, see ``dlcourse.quiet``): every subpackage is imported on first
 use (``dlcourse.metrics``, ``from dlcourse import data``), so the command line, the notebook hook
 and the grader start fast. A subpackage that uses Keras imports it quietly (no TensorFlow log
 lines, see ``dlcourse.quiet``) and registers the Keras objects it defines under ``dlcourse>``.
@@ -25,6 +26,9 @@ from __future__ import annotations
 import importlib
 
 from dlcourse._version import __version__
+from dlcourse.quiet import install_import_hook
+
+install_import_hook()  # a later first `import keras` / `import tensorflow` prints no log lines
 
 _SUBPACKAGES = frozenset(
     {

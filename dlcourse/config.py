@@ -1,10 +1,12 @@
 """Course-wide settings: FAST mode, the seed, and the one setup call at the top of every lesson.
 
-``FAST`` is on when the environment variable ``DLCOURSE_FAST`` is true (``1``, ``true``, ``yes``,
-``on``, any case: CI, ``dlcourse run --fast``, the test suite) and whenever nbgrader executes a
-notebook (autograding, validation), so grading never trains full-size models. ``0``, ``false``,
-``no``, ``off`` or empty turn it off; anything else is an error. :func:`env_flag` is the one parser
-of such flags: the lessons (``FAST``) and ``dlcourse run`` read FAST through it.
+FAST mode (small data, few epochs) is decided by :func:`decide_fast`, in this order: grading
+(nbgrader's execution, ``dlcourse grade``) is always FAST; ``DLCOURSE_FAST=1`` / ``0`` (CI,
+``dlcourse run --fast``) decides; otherwise FAST unless a GPU is present, because full mode is
+sized for a GPU. A notebook's parameters cell may still say ``FAST = False``; the lesson's
+choices follow that variable.
+:func:`env_flag` is the one parser of such boolean variables (``1/true/yes/on``,
+``0/false/no/off`` or empty, any case; anything else is an error).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import os
 import platform
 import random
+import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -19,7 +23,8 @@ SEED = 42
 """The course's default seed: every lesson and every generated data set starts from it."""
 
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
+FAST_VARIABLE = "DLCOURSE_FAST"
 
 
 def env_flag(name: str) -> bool:
@@ -36,7 +41,7 @@ def env_flag(name: str) -> bool:
     value = raw.strip().lower()
     if value in _TRUE:
         return True
-    if value in _FALSE:
+    if value in _FALSE or not value:
         return False
     raise ValueError(
         f"Expected the environment variable {name} to be one of 1/true/yes/on or "
@@ -49,13 +54,59 @@ def is_autograding() -> bool:
     return bool(os.environ.get("NBGRADER_EXECUTION")) or env_flag("DLCOURSE_GRADING")
 
 
-def fast_mode() -> bool:
-    """Whether FAST mode is requested by the environment right now."""
-    return env_flag("DLCOURSE_FAST") or is_autograding()
+def decide_fast(variable: str | None, autograding: bool, gpus: int) -> tuple[bool, str]:
+    """``(fast, why)`` from the ``DLCOURSE_FAST`` value, grading, and the number of GPUs.
+
+    >>> decide_fast(None, False, 0)
+    (True, 'no GPU; DLCOURSE_FAST=0 or FAST = False for full mode')
+    >>> decide_fast("0", False, 0)
+    (False, 'DLCOURSE_FAST=0')
+    """
+    if autograding:
+        return True, "grading"
+    value = (variable or "").strip().lower()
+    if value in _TRUE:
+        return True, f"{FAST_VARIABLE}={variable.strip()}"
+    if value in _FALSE:
+        return False, f"{FAST_VARIABLE}={variable.strip()}"
+    if value:
+        raise ValueError(
+            f"Expected the environment variable {FAST_VARIABLE} to be one of 1/true/yes/on or "
+            f"0/false/no/off/empty (any case; unset or empty: FAST without a GPU). "
+            f"Received: {FAST_VARIABLE}={variable!r}"
+        )
+    if gpus:
+        return False, f"GPU x{gpus}; {FAST_VARIABLE}=1 or FAST = True for FAST mode"
+    return True, f"no GPU; {FAST_VARIABLE}=0 or FAST = False for full mode"
 
 
-FAST = fast_mode()
-"""FAST mode as the environment set it when ``dlcourse`` was imported (``setup`` may override)."""
+def gpu_count() -> int:
+    """The GPUs TensorFlow sees (imports TensorFlow, quietly)."""
+    from dlcourse.quiet import import_keras
+
+    import_keras()
+    import tensorflow as tf
+
+    return len(tf.config.list_physical_devices("GPU"))
+
+
+def _nvidia_devices() -> int:
+    # Before TensorFlow is imported (``import dlcourse`` stays fast): the NVIDIA device files.
+    return len([p for p in Path("/dev").glob("nvidia[0-9]*")])
+
+
+def fast_mode(gpus: int | None = None) -> bool:
+    """Whether FAST mode applies (see :func:`decide_fast`); ``gpus=None`` asks TensorFlow."""
+    if gpus is None and (is_autograding() or os.environ.get(FAST_VARIABLE, "").strip()):
+        gpus = 0  # decided without looking at the devices
+    return decide_fast(
+        os.environ.get(FAST_VARIABLE), is_autograding(), gpu_count() if gpus is None else gpus
+    )[0]
+
+
+FAST = decide_fast(os.environ.get(FAST_VARIABLE), is_autograding(), _nvidia_devices())[0]
+"""FAST mode as decided when ``dlcourse`` was imported; ``setup`` decides again with the devices
+TensorFlow sees (and may be told ``fast=``)."""
 
 
 def seed_everything(seed: int = SEED) -> None:
@@ -103,21 +154,76 @@ def setup(seed: int = SEED, fast: bool | None = None, report: bool = True) -> di
 
     Args:
         seed: seed for Python, NumPy and Keras (``keras.utils.set_random_seed``).
-        fast: force FAST mode on or off; ``None`` keeps what the environment says.
+        fast: force FAST mode on or off; ``None``: :func:`decide_fast` with TensorFlow's GPUs.
         report: print the one-line report.
 
     Returns:
         The ``environment()`` dictionary (with ``seed`` added).
     """
     global FAST
-    if fast is not None:
-        FAST = bool(fast)
     seed_everything(seed)
+    if fast is not None:
+        FAST, why = bool(fast), "setup(fast=...)"
+    else:
+        FAST, why = decide_fast(os.environ.get(FAST_VARIABLE), is_autograding(), gpu_count())
     env = environment()
     env["seed"] = seed
+    install_exception_display()
     if report:
         print(
             f"dlcourse {env['dlcourse']} | TensorFlow {env['tensorflow']} | Keras {env['keras']} "
-            f"({env['backend']}) | {env['device']} | {'FAST' if FAST else 'full'} mode | seed {seed}"
+            f"({env['backend']}) | {env['device']} | {'FAST' if FAST else 'full'} mode ({why}) "
+            f"| seed {seed}"
         )
     return env
+
+
+STUB_MESSAGE = "write your answer here: replace `raise NotImplementedError()` with your code"
+"""What an untouched exercise stub says in the notebook instead of a bare NotImplementedError."""
+
+
+def _raised_in_notebook(tb) -> bool:
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    filename = (
+        tb.tb_frame.f_code.co_filename
+    )  # a cell: "<ipython-input-...>", ".../ipykernel_N/..."
+    return filename.startswith("<") or "ipykernel_" in filename
+
+
+def _is_check_failure(etype) -> bool:
+    # By name: config sits below dlcourse.checks and does not import it (tests/test_layering.py).
+    return any(
+        c.__module__ == "dlcourse.checks" and c.__name__ == "CheckFailed" for c in etype.__mro__
+    )
+
+
+def _one_line_error(shell, etype, value, tb, tb_offset=None):
+    """IPython custom-exception handler: a failed check or an untouched stub in one line."""
+    sys.last_type, sys.last_value, sys.last_traceback = etype, value, tb  # %debug still works
+    if _is_check_failure(etype):
+        stb = [f"{etype.__name__}: {value}"]
+    elif issubclass(etype, NotImplementedError) and not str(value) and _raised_in_notebook(tb):
+        stb = [f"{etype.__name__}: {STUB_MESSAGE}"]
+    else:  # any other AssertionError or NotImplementedError: the usual traceback
+        stb = shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=tb_offset)
+    shell._showtraceback(etype, value, stb)  # an error output: the cell fails, Run All stops
+    return stb
+
+
+def install_exception_display() -> bool:
+    """In IPython, show a failed check (and an untouched stub) as one line, without library frames.
+
+    The exception is still raised: the cell fails, Run All stops there, and grading scores the
+    cell 0. Returns whether an IPython shell was there to install it in.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None:
+        return False
+    # CheckFailed is an AssertionError; other assertions keep their usual traceback
+    shell.set_custom_exc((AssertionError, NotImplementedError), _one_line_error)
+    return True

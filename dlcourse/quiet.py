@@ -52,3 +52,68 @@ def import_keras():
     absl.logging.set_verbosity(absl.logging.ERROR)
     tf.get_logger().setLevel("ERROR")
     return keras
+
+
+QUIET_PACKAGES = ("tensorflow", "keras")
+"""Top-level packages whose first import :func:`install_import_hook` silences."""
+
+
+class _QuietLoader:
+    """Runs another loader's ``exec_module`` with descriptor 2 silenced, then steps aside."""
+
+    def __init__(self, loader):
+        self._loader = loader
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        try:
+            with silenced_stderr_fd():
+                self._loader.exec_module(module)
+        finally:  # the module keeps its real loader (importlib.resources, reloads, pickling)
+            module.__loader__ = self._loader
+            if getattr(module, "__spec__", None) is not None:
+                module.__spec__.loader = self._loader
+        _lower_python_logging()
+
+
+class _QuietImportFinder:
+    """A ``sys.meta_path`` finder: the first import of TensorFlow or Keras runs silenced."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in QUIET_PACKAGES or fullname in sys.modules:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+def _lower_python_logging() -> None:
+    if "absl.logging" in sys.modules:
+        sys.modules["absl.logging"].set_verbosity(sys.modules["absl.logging"].ERROR)
+    if "tensorflow" in sys.modules and hasattr(sys.modules["tensorflow"], "get_logger"):
+        sys.modules["tensorflow"].get_logger().setLevel("ERROR")
+
+
+def install_import_hook() -> None:
+    """Make a later first ``import keras`` / ``import tensorflow`` quiet, whoever writes it.
+
+    ``import dlcourse`` calls this, so a lesson whose setup cell imports ``dlcourse`` first stays
+    silent in a plain Jupyter kernel whatever order its other imports (or the student's) take.
+    Installing twice is harmless; nothing changes once both packages are imported.
+    """
+    if not any(isinstance(finder, _QuietImportFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _QuietImportFinder())

@@ -10,22 +10,50 @@ from dlcourse.course import results
 
 
 @pytest.mark.parametrize(
-    ("env", "expected"),
+    ("env", "gpus", "expected"),
     [
-        ({}, False),
-        *[({"DLCOURSE_FAST": v}, True) for v in ("1", "true", "True", "yes", "on", " ON ")],
-        *[({"DLCOURSE_FAST": v}, False) for v in ("0", "false", "no", "off", "", "FALSE")],
-        ({"NBGRADER_EXECUTION": "autograde"}, True),
-        ({"DLCOURSE_GRADING": "1"}, True),
-        ({"DLCOURSE_GRADING": "yes", "DLCOURSE_FAST": "0"}, True),
+        ({}, 0, True),  # a CPU runtime (Colab's default, a laptop): FAST unless asked
+        ({}, 1, False),  # a GPU: full mode
+        ({"DLCOURSE_FAST": "1"}, 0, True),
+        ({"DLCOURSE_FAST": "1"}, 1, True),
+        ({"DLCOURSE_FAST": "true"}, 1, True),
+        ({"DLCOURSE_FAST": "0"}, 0, False),  # the student opts in to full mode on a CPU
+        ({"DLCOURSE_FAST": "0"}, 1, False),
+        ({"NBGRADER_EXECUTION": "autograde"}, 1, True),  # grading is FAST, whatever else
+        ({"NBGRADER_EXECUTION": "autograde", "DLCOURSE_FAST": "0"}, 1, True),
+        ({"DLCOURSE_GRADING": "1"}, 1, True),
+        *[({"DLCOURSE_FAST": v}, 1, True) for v in ("yes", "on", " ON ", "True")],
+        *[({"DLCOURSE_FAST": v}, 0, False) for v in ("false", "no", "off", "FALSE")],
+        ({"DLCOURSE_FAST": ""}, 0, True),  # empty is unset: decided by the devices
+        ({"DLCOURSE_GRADING": "yes", "DLCOURSE_FAST": "0"}, 0, True),
     ],
 )
-def test_fast_mode_follows_the_environment(monkeypatch, env, expected):
+def test_fast_mode_decision_table(monkeypatch, env, gpus, expected):
     for name in ("DLCOURSE_FAST", "NBGRADER_EXECUTION", "DLCOURSE_GRADING"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setattr(config, "gpu_count", lambda: gpus)  # the device list, faked
     assert config.fast_mode() is expected
+    assert config.fast_mode(gpus=gpus) is expected
+
+
+def test_setup_decides_from_the_devices_and_says_why(monkeypatch, capsys):
+    monkeypatch.delenv("DLCOURSE_FAST", raising=False)
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.delenv("DLCOURSE_GRADING", raising=False)
+    monkeypatch.setattr(config, "FAST", False)
+    monkeypatch.setattr(config, "gpu_count", lambda: 0)
+    config.setup(seed=1)
+    line = capsys.readouterr().out
+    assert config.FAST is True and "FAST mode (no GPU; DLCOURSE_FAST=0 or FAST = False" in line
+    monkeypatch.setattr(config, "gpu_count", lambda: 2)
+    config.setup(seed=1)
+    assert config.FAST is False and "full mode (GPU x2" in capsys.readouterr().out
+    monkeypatch.setenv("DLCOURSE_FAST", "0")
+    monkeypatch.setattr(config, "gpu_count", lambda: 0)
+    config.setup(seed=1)
+    assert config.FAST is False and "full mode (DLCOURSE_FAST=0)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("value", ["2", "maybe", "tru", "1.0"])

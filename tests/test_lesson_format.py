@@ -13,7 +13,7 @@ import pytest
 
 LESSONS = sorted((Path(__file__).resolve().parents[1] / "lessons").glob("[0-9][0-9]_*.ipynb"))
 REQUIRED_TAGS = ["title", "colab", "colab-install", "setup", "parameters", "summary"]
-COLAB = "https://colab.research.google.com/github/dlcourse/dlcourse/blob/main/lessons/{}"
+COLAB = "https://colab.research.google.com/github/dlcourse/dlcourse/blob/main/student/{}"
 FORBIDDEN = [
     (re.compile(r"\btensorflow\.keras\b|\btf\.keras\b"), "tf.keras (use Keras 3: import keras)"),
     (re.compile(r"\.h5\b"), "legacy .h5 files (save as .keras)"),
@@ -80,7 +80,7 @@ def test_title_goals_metadata(lesson):
     assert re.search(r"summary", summary, re.I) and re.search(r"question", summary, re.I)
 
 
-def test_colab_badge_points_at_this_notebook(lesson):
+def test_colab_badge_opens_the_student_version_of_this_notebook(lesson):
     path, nb = lesson
     badge = _src(next(c for c in nb["cells"] if "colab" in _tags(c)))
     assert COLAB.format(path.name) in badge
@@ -160,3 +160,12 @@ def test_exercises_are_in_nbgrader_format(lesson):
         for gid in (meta["grade_id"], cmeta["grade_id"]):
             assert gid not in ids, f"{path.name}: duplicate grade_id {gid}"
             ids.add(gid)
+
+
+def test_setup_cell_imports_dlcourse_before_anything_else(lesson):
+    # dlcourse's import hook keeps TensorFlow's log lines out of a plain kernel only for imports
+    # after it; `# isort: split` stops ruff from moving keras above it (tests/test_student_kernel.py)
+    _, nb = lesson
+    setup = _src(next(c for c in nb["cells"] if "setup" in _tags(c))).splitlines()
+    assert setup[0].startswith("import dlcourse  #"), setup[0]
+    assert "# isort: split" in setup[:3]

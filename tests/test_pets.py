@@ -1,6 +1,7 @@
 """dlcourse.data.pets: trimaps, the offline look-alike, source choice and the tfds path (mocked)."""
 
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -144,6 +145,22 @@ def test_choose_source(monkeypatch):
     monkeypatch.setenv(pets.SOURCE_VARIABLE, "kaggle")
     with pytest.raises(ValueError, match=pets.SOURCE_VARIABLE):
         pets.choose_source("auto")
+
+
+def test_auto_falls_back_to_the_look_alike_when_tfds_cannot_be_used(monkeypatch):
+    monkeypatch.delenv(pets.SOURCE_VARIABLE, raising=False)
+    monkeypatch.setattr(pets, "is_prepared", lambda data_dir=None: True)
+    monkeypatch.setattr(pets, "host_reachable", lambda *a, **k: True)
+    assert pets.choose_source("auto", fast=False)[0] == "tfds"
+    # Colab's own pins: tensorflow_datasets imports, but without load (protobuf mismatch)
+    broken = types.ModuleType("tensorflow_datasets")
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", broken)
+    source, reason = pets.choose_source("auto", fast=False)
+    assert source == "mock" and "\n" not in reason
+    assert "tensorflow_datasets" in reason and "look-alike" in reason and "repair" in reason
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # import fails
+    source, reason = pets.choose_source("auto", fast=False)
+    assert source == "mock" and "import failed" in reason
 
 
 def test_offline_machine_has_no_prepared_pets(tmp_path):

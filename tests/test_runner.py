@@ -105,7 +105,7 @@ def test_run_rewrites_the_readme_lesson_table(tmp_path):
     assert text.endswith("<!-- lesson-table:end -->\nrest\n") and "old" not in text
     assert "| 01 | [Good lesson](lessons/01_good_lesson.ipynb) | a fixture |" in text
     assert (
-        "colab.research.google.com/github/dlcourse/dlcourse/blob/main/lessons/01_good_lesson.ipynb"
+        "colab.research.google.com/github/dlcourse/dlcourse/blob/main/student/01_good_lesson.ipynb"
         in text
     )
     assert "answer=42" in text

@@ -85,6 +85,19 @@ def _cmd_site(args) -> int:
     return 0
 
 
+def _cmd_workspace(args) -> int:
+    from dlcourse.course.workspace import write_workspace
+
+    try:
+        said = write_workspace(args.dir, args.lessons, force=args.force)
+    except ValueError as exc:
+        print(f"dlcourse workspace: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(said))
+    print(f"Open them with: jupyter lab {args.dir}")
+    return 0
+
+
 def _cmd_cache(args) -> int:
     from dlcourse.training.experiments import cache_summary, clear_cache
 
@@ -174,6 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=_cmd_site)
+
+    p = sub.add_parser(
+        "workspace", help="write student versions of the lessons (no solutions) into DIR"
+    )
+    p.add_argument("dir", metavar="DIR", help="the folder to write them into (created)")
+    p.add_argument("lessons", nargs="*", help="lesson numbers or names (default: all)")
+    p.add_argument("--force", action="store_true", help="replace notebooks that differ (your work)")
+    p.set_defaults(func=_cmd_workspace)
 
     p = sub.add_parser("cache", help="show (or --clear) the trained rows lessons 05-06 share")
     p.add_argument("--clear", action="store_true", help="delete them (they are trained again)")

@@ -283,7 +283,7 @@ def format_table(report: dict, *, markdown: bool = False) -> str:
 
 README_START = "<!-- lesson-table:start -->"
 README_END = "<!-- lesson-table:end -->"
-COLAB_URL = "https://colab.research.google.com/github/dlcourse/dlcourse/blob/main/lessons/{}"
+COLAB_URL = "https://colab.research.google.com/github/dlcourse/dlcourse/blob/main/student/{}"
 
 
 def lesson_table(lessons: list[Lesson], report: dict) -> str:

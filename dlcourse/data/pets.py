@@ -290,6 +290,39 @@ def tfds_installed() -> bool:
     return True
 
 
+def tfds_problem() -> str | None:
+    """Why ``tensorflow_datasets`` cannot be used here (one line), or None when it can.
+
+    Imports it with its log lines held back: on Colab's own pins the import logs a 77-line
+    protobuf error and leaves a module without ``load`` (``python -m dlcourse.course.colab
+    repair`` fixes that).
+    """
+    import contextlib
+    import io
+    import logging
+
+    from dlcourse.quiet import silenced_stderr_fd
+
+    held = io.StringIO()
+    previous = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        with silenced_stderr_fd(), contextlib.redirect_stderr(held):
+            import tensorflow_datasets as tfds
+    except Exception as error:  # noqa: BLE001  (any import failure means: use the look-alike)
+        return f"import failed: {type(error).__name__}: {str(error)[:120]}"
+    finally:
+        logging.disable(previous)
+    if not hasattr(tfds, "load"):
+        lines = [line for line in held.getvalue().splitlines() if "protobuf" in line.lower()]
+        why = "protobuf version mismatch" if lines else "its import was incomplete"
+        return (
+            f"tensorflow_datasets has no load: {why}; "
+            "`python -m dlcourse.course.colab repair` fixes Colab's"
+        )
+    return None
+
+
 def is_prepared(data_dir=None) -> bool:
     """Whether tfds has Oxford-IIIT Pet downloaded and prepared in ``data_dir``."""
     if not tfds_installed():
@@ -323,9 +356,12 @@ def choose_source(source: str = "auto", data_dir=None, fast: bool | None = None)
     if fast is None:
         from dlcourse.config import FAST as fast
     if fast:
-        return "mock", "FAST mode (CI, grading): the offline look-alike"
-    if not tfds_installed():
-        return "mock", "tensorflow-datasets is not installed (pip install 'dlcourse[pets]')"
+        return "mock", "FAST mode: the offline look-alike"
+    problem = tfds_problem()  # imports tfds with its log lines held back
+    if problem:
+        if not tfds_installed():
+            return "mock", "tensorflow-datasets is not installed (pip install 'dlcourse[pets]')"
+        return "mock", f"tensorflow_datasets cannot be used ({problem}): the offline look-alike"
     if is_prepared(data_dir):
         return "tfds", "Oxford-IIIT Pet is prepared in the tfds data directory"
     if host_reachable():

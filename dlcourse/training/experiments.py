@@ -42,6 +42,7 @@ from dlcourse.metrics.segmentation import MeanIoU, boundary_f1, mean_iou, pixel_
 from dlcourse.metrics.timing import StepTimer
 from dlcourse.models import UPSAMPLING_METHODS, build_encoder_decoder, build_naive_fcn
 from dlcourse.quiet import import_keras
+from dlcourse.training.progress import rows_bar
 from dlcourse.validate import positive_int
 
 keras = import_keras()
@@ -446,6 +447,7 @@ def compare_upsampling(
     tolerance: int = 1,
     keep_models: bool = False,
     cache_dir=None,
+    show_progress: bool = True,
 ) -> list[dict]:
     """Build and train every method the same way; one row (dict) per method.
 
@@ -463,6 +465,7 @@ def compare_upsampling(
             is trained: a cached row has no model).
         cache_dir: a folder (e.g. :func:`default_cache_dir`) to reuse and store rows in (see
             the module docstring); ``None``: always train.
+        show_progress: one progress line over the methods (which one is training, how long).
 
     Returns:
         A list of dicts: ``method``, ``cached`` (whether the row was read from ``cache_dir``)
@@ -478,7 +481,9 @@ def compare_upsampling(
     num_classes = recipe["num_classes"]
     cache_dir = None if cache_dir is None else Path(cache_dir)
     rows = []
-    for method in methods:
+    bar = rows_bar(methods, desc="comparison", unit="method", disable=not show_progress)
+    for method in bar:
+        bar.set_postfix_str(method)
         key = None
         if cache_dir is not None:
             key = _row_key(method, recipe, (x, y, xv, yv))
