@@ -244,7 +244,7 @@ def run(
     return report
 
 
-def _format_figures(figures: dict) -> str:
+def format_figures(figures: dict) -> str:
     parts = []
     for key, value in figures.items():
         if isinstance(value, float):
@@ -257,7 +257,7 @@ def format_table(report: dict, *, markdown: bool = False) -> str:
     """The results as a text (or markdown) table: lesson, status, seconds, figures."""
     rows = []
     for name, res in report["lessons"].items():
-        figures = _format_figures(res.get("figures", {}))
+        figures = format_figures(res.get("figures", {}))
         if res.get("error"):
             err = res["error"]
             where = f"cell {err.get('cell')}" if err.get("cell") is not None else "kernel"
@@ -299,7 +299,7 @@ def lesson_table(lessons: list[Lesson], report: dict) -> str:
             f"({COLAB_URL.format(lesson.path.name)})"
         )
         seconds = f"{res['seconds']:.0f}" if res else "—"
-        figures = _format_figures(res.get("figures", {})) if res else "not run"
+        figures = format_figures(res.get("figures", {})) if res else "not run"
         if res and res["status"] != "passed":
             figures = f"**{res['status']}**; {figures}"
         link = f"[{lesson.title}](lessons/{lesson.path.name})"

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dlcourse.course.runner import COLAB_URL, Lesson, _format_figures
+from dlcourse.course.runner import COLAB_URL, Lesson, format_figures
 
 SOLUTION_ROLES = ("solution", "manual")
 TEST_ROLES = ("test",)
@@ -140,7 +140,7 @@ def home_page(lessons: list[Lesson], report: dict) -> str:
     ]
     for lesson in lessons:
         res = report["lessons"].get(lesson.name, {})
-        figures = _format_figures(res.get("figures", {})) or "—"
+        figures = format_figures(res.get("figures", {})) or "—"
         colab = f"[open]({COLAB_URL.format(lesson.path.name)})"
         lines.append(
             f"| {lesson.number} | [{_table_text(lesson.title)}]({lesson.name}.ipynb) "
