@@ -8,13 +8,11 @@ carry one submission's answer into the next one's verdict.
 
 from __future__ import annotations
 
-import os
-
 import nbformat
 import pytest
+from test_grading_sandbox import require_sandbox
 
 from dlcourse.grading.course import Course
-from dlcourse.grading.sandbox import find_bwrap, probe
 
 pytestmark = pytest.mark.sandbox
 
@@ -33,15 +31,6 @@ CHECK = (
     "assert os.getppid() == SETUP_PID, 'not forked from the interpreter that ran setup'\n"
     "### END HIDDEN TESTS"
 )
-
-
-def require_sandbox() -> None:
-    bwrap = find_bwrap()
-    problem = "bubblewrap (bwrap) is not installed" if bwrap is None else probe(bwrap)
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the sandbox tests, but: {problem}")
-        pytest.skip(f"no sandbox: {problem}")
 
 
 def _meta(grade_id: str, **kw) -> dict:

@@ -15,20 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import os
 import re
 import tempfile
 from pathlib import Path
 
 import nbformat
 import pytest
+from test_grading_sandbox import require_sandbox
 
 from dlcourse.grading import merge
 from dlcourse.grading import nbformat_grading as fmt
 from dlcourse.grading.autograde import score_tests
 from dlcourse.grading.course import Course
 from dlcourse.grading.execute import Runner
-from dlcourse.grading.sandbox import SandboxConfig, find_bwrap, probe
+from dlcourse.grading.sandbox import SandboxConfig
 
 pytestmark = pytest.mark.sandbox
 
@@ -44,16 +44,6 @@ def _tamper():
 
 
 tamper = _tamper()
-
-
-def require_sandbox() -> str:
-    bwrap = find_bwrap()
-    problem = "bubblewrap (bwrap) is not installed" if bwrap is None else probe(bwrap)
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the sandbox tests, but: {problem}")
-        pytest.skip(f"no sandbox: {problem}")
-    return bwrap
 
 
 @pytest.fixture(scope="module")
