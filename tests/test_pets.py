@@ -158,9 +158,9 @@ def test_auto_falls_back_to_the_look_alike_when_tfds_cannot_be_used(monkeypatch)
     source, reason = pets.choose_source("auto", fast=False)
     assert source == "mock" and "\n" not in reason
     assert "tensorflow_datasets" in reason and "look-alike" in reason and "repair" in reason
-    monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # import fails
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # import fails: not installed
     source, reason = pets.choose_source("auto", fast=False)
-    assert source == "mock" and "import failed" in reason
+    assert source == "mock" and "not installed" in reason and "dlcourse[pets]" in reason
 
 
 def test_offline_machine_has_no_prepared_pets(tmp_path):
