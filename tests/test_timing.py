@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+from dlcourse.metrics import timing
 from dlcourse.metrics.timing import best_seconds, time_call
 
 
@@ -21,10 +22,23 @@ def test_best_seconds_warms_up_repeats_and_keeps_the_fastest():
     assert 0.01 <= seconds < 0.02
 
 
-def test_best_seconds_runs_until_the_budget_is_spent():
+def test_best_seconds_runs_until_the_budget_is_spent(monkeypatch):
+    # A fake clock: each call takes exactly 10 ms however loaded the machine is (a real sleep
+    # overshoots under load, and then fewer calls fill the budget).
+    clock = [0.0]
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock[0])
     calls = []
-    seconds, _ = best_seconds(lambda: calls.append(time.sleep(0.01)), repeats=1, budget=0.05)
-    assert len(calls) >= 5 and seconds >= 0.01
+
+    def fn():
+        calls.append(1)
+        clock[0] += 0.01
+
+    seconds, _ = best_seconds(fn, repeats=1, warmup=0, budget=0.05)
+    assert len(calls) == 5 and seconds == pytest.approx(0.01)
+    clock[0] = 0.0
+    calls.clear()
+    best_seconds(fn, repeats=7, warmup=0, budget=0.05)
+    assert len(calls) == 7
 
 
 @pytest.mark.parametrize(
