@@ -361,8 +361,12 @@ class TrustedSession:
         return ok and self.interp is not None and self.interp.proc is not None
 
     async def kernel_started(self, runner, step) -> None:
-        """A fresh kernel, before any student code: the guard's snapshot, the codec."""
+        """A fresh kernel, before any code: the student's side of the codec."""
         await runner._execute(install_code(), True, step, time.monotonic() + 60)
+
+    async def setup_done(self, runner, step) -> None:
+        """The source's setup cells ran, nothing of the student's yet: the guard's snapshot
+        (what the setup installed, such as the course's exception display, is not a change)."""
         await self.guard.kernel_started(
             runner, step, numpy=any("numpy" in c for c in runner.plan.setup)
         )
