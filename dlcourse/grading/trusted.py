@@ -225,6 +225,19 @@ class Interpreter:
             self.served += 1
             return 1
         sub, self._next = self._next, self._next + 1
+        forking = asyncio.ensure_future(self._fork(sub))
+        try:
+            return await asyncio.shield(forking)
+        except asyncio.CancelledError:
+            # the session ended while its process was being forked: stop that process then
+            def stop(task: asyncio.Task) -> None:
+                if not task.cancelled() and task.exception() is None and task.result():
+                    asyncio.ensure_future(self.drop(sub))
+
+            forking.add_done_callback(stop)
+            raise
+
+    async def _fork(self, sub: int) -> int | None:
         self._queue(sub)
         try:
             await self.send({"op": "submission", "sub": sub}, 0)
