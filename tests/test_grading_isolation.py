@@ -36,8 +36,9 @@ sys.path.pop(0)
 
 pytestmark = pytest.mark.sandbox
 
-FIRST_UID = 2_900_000_000
-"""Throw-away user ids are taken from here (above the grader's sandbox users, ``slot_uid``)."""
+FIRST_UID = 1_800_000_000
+"""Throw-away user ids are taken from here: below the grader's sandbox users (``slot_uid``) and
+below 2**31 (bubblewrap writes the user namespace's id map with ``%d``)."""
 SECRET = "s3cr3t-of-the-grader-7f1c9"
 TMP_MB, SHM_MB = 64, 16
 FILL_LIMIT = 3 * TMP_MB * 2**20  # a filler stops here: a missing cap fails the test, not the disk
