@@ -3,7 +3,9 @@
 Runs as a script, ``python -I _trusted.py SPEC.json``, inside its own sandbox (the same bubblewrap
 prefix as a kernel, its own runtime folder, its own pid and network namespaces): it shares no
 process, memory or writable file with the student's kernel. The grader talks to it over stdin and
-stdout, one JSON message a line:
+stdout, one JSON message a line, each line tagged with a submission's number (``N {...}``; 0: the
+process itself). After setup it is a fork server (``fork_server``): ``0 {"op": "submission",
+"sub": N}`` forks submission N's own process, which answers the messages below:
 
 * ``{"op": "setup", "cells": [...]}``: run the source's setup cells; answers ``{"op": "ready"}``;
 * ``{"op": "run", "code": ..., "names": [...]}``: run one segment of a test cell. Every name the
