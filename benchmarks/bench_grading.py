@@ -341,7 +341,8 @@ def run(
         # 2 x the ratio of CPU seconds per submission: the speed-up if one worker kept one core
         # busy and two kept two
         # CPU seconds per submission of the grader's own process (the serial part) and their
-        # share of all CPU seconds; Amdahl's bound for 2 workers from that share
+        # share of all CPU seconds; Amdahl's law for 2 workers with that share as the serial
+        # part (pessimistic: the grader's work overlaps the kernels')
         "grader_cpu_seconds_per_submission": per_grader,
         "serial_fraction": serial,
         "amdahl_bound_workers_2": 1 / (serial["sandbox_w2"] + (1 - serial["sandbox_w2"]) / 2)
