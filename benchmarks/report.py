@@ -145,6 +145,8 @@ def _layers_headline(result: dict) -> list[tuple[str, str]]:
 
 _GRADING_RATIOS = {
     "speedup_workers_2": "parallel speed-up, 2 workers (1 worker ÷ 2 workers)",
+    "predicted_speedup_workers_2": "the same predicted for an idle machine (CPU s, parallelism)",
+    "amdahl_bound_workers_2": "Amdahl's law, the grader process's CPU s as the serial part",
     "sandbox_overhead": "sandbox overhead (sandboxed ÷ unsandboxed − 1)",
     "sandbox_overhead_cpu": "sandbox overhead in CPU seconds",
     "overhead_vs_nbgrader": "`dlcourse grade` (sandboxed) ÷ `nbgrader autograde` − 1",

@@ -1,7 +1,8 @@
 """Isolation and resources of the grading sandbox (issue 12, classes 1, 3, 5 and 6), end to end.
 
-One batch (``--workers 2``) is graded by a **non-root user** (created with ``useradd`` when the
-suite runs as root, as in CI) in a subprocess that reports its own peak memory: an output flood
+One batch (``--workers 2``) is graded by a **non-root user** (when the suite runs as root, as in
+CI: a throw-away user id that no account has, so nothing is added to the system's user database)
+in a subprocess that reports its own peak memory: an output flood
 beside an honest submission, a submission with modules beside its notebook named like the
 kernel's and the checks' (``numpy.py``, ``json.py``, ``dlcourse/``...), one that searches every
 file it can read under ``/proc`` (and ``/tmp``, ``/run``, ``/etc``) and its environment for a
@@ -11,6 +12,7 @@ A second, one-submission batch gives the honest submission's time alone.
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import pwd
@@ -34,7 +36,9 @@ sys.path.pop(0)
 
 pytestmark = pytest.mark.sandbox
 
-USER = "dlcourse-grader"
+FIRST_UID = 1_800_000_000
+"""Throw-away user ids are taken from here: below the grader's sandbox users (``slot_uid``) and
+below 2**31 (bubblewrap writes the user namespace's id map with ``%d``)."""
 SECRET = "s3cr3t-of-the-grader-7f1c9"
 TMP_MB, SHM_MB = 64, 16
 FILL_LIMIT = 3 * TMP_MB * 2**20  # a filler stops here: a missing cap fails the test, not the disk
@@ -55,18 +59,24 @@ isolation = _spec_module("isolation")
 
 
 def grader_user() -> tuple[int, int] | None:
-    """(uid, gid) of an unprivileged user to grade as, created if needed; None if we already are."""
+    """(uid, gid) of an unprivileged user to grade as; None if we already are one. A throw-away
+    id that no account, group or process has: ``setpriv`` needs no account, and nothing of it
+    stays on the system after the test (``test_no_user_is_left_behind``)."""
     if os.geteuid() != 0:
         return None
-    try:
-        entry = pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER],
-            check=True,
-        )
-        entry = pwd.getpwnam(USER)
-    return entry.pw_uid, entry.pw_gid
+    from dlcourse.grading.kernel import user_tasks
+
+    uid = FIRST_UID + os.getpid() % 1_000_000
+    while True:
+        try:
+            pwd.getpwuid(uid)
+        except KeyError:
+            try:
+                grp.getgrgid(uid)
+            except KeyError:
+                if not user_tasks(uid):
+                    return uid, uid
+        uid += 1
 
 
 def _hidden_ancestors(paths) -> list[tuple[Path, str]]:
@@ -115,6 +125,8 @@ def run_grader(root: Path, workers: int, ids) -> dict:
     env = {
         "PATH": f"{Path(sys.executable).parent}:/usr/sbin:/usr/bin:/sbin:/bin",
         "HOME": str(root),
+        "USER": "grader",  # the throw-away id has no account to take a name from
+        "LOGNAME": "grader",
         "LANG": "C.UTF-8",
         "DLCOURSE_TEST_SECRET": SECRET,  # must reach no student code
         "CI": os.environ.get("CI", ""),
@@ -145,9 +157,23 @@ def _chown(root: Path, ids) -> None:
     root.chmod(0o755)
 
 
+ACCOUNTS = ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow")
+
+
+def _accounts() -> dict[str, bytes]:
+    out = {}
+    for path in ACCOUNTS:
+        try:
+            out[path] = Path(path).read_bytes()
+        except OSError:
+            out[path] = b""
+    return out
+
+
 @pytest.fixture(scope="module")
 def batch():
     require_sandbox()
+    accounts = _accounts()
     ids = grader_user()
     parent = Path(tempfile.mkdtemp(prefix="dlcourse-isolation-"))
     parent.chmod(0o755)
@@ -172,7 +198,14 @@ def batch():
         shutil.copy(course.submitted / "b_normal" / LESSON / f"{LESSON}.ipynb", folder)
         _chown(alone, ids)
         single = run_grader(alone, 1, ids)
-        yield {"course": course, "pair": pair, "single": single, "ids": ids, "size": size_after}
+        yield {
+            "course": course,
+            "pair": pair,
+            "single": single,
+            "ids": ids,
+            "size": size_after,
+            "accounts": accounts,
+        }
     finally:
         shutil.rmtree(parent, ignore_errors=True)
 
@@ -198,8 +231,22 @@ def test_grades_status_and_reason(batch):
 def test_grader_was_not_root(batch):
     found = _printed(batch["course"], "d_secret", "SECRET")
     assert found["uid"] != 0
-    if batch["ids"] is not None:  # run by root: the grader ran as the user made for it
+    if batch["ids"] is not None:  # run by root: the grader ran as the throw-away user
         assert found["uid"] == batch["ids"][0]
+
+
+def test_no_user_is_left_behind(batch):
+    """The non-root grader leaves no account, group or process on the system."""
+    assert _accounts() == batch["accounts"], "the user/group database changed"
+    if batch["ids"] is not None:
+        from dlcourse.grading.kernel import user_tasks
+
+        uid, gid = batch["ids"]
+        with pytest.raises(KeyError):
+            pwd.getpwuid(uid)
+        with pytest.raises(KeyError):
+            grp.getgrgid(gid)
+        assert user_tasks(uid) == 0, "processes of the grader's user are still running"
 
 
 def test_student_files_shadow_nothing(batch):

@@ -136,6 +136,26 @@ def test_a_real_lessons_solutions_keep_full_marks(tmp_path):
     assert all(t["score"] == t["points"] for t in tests.values()), tests
 
 
+def test_replacing_the_setups_exception_display_is_named(tmp_path):
+    """The guard's snapshot comes after the setup cells, so the course's one-line exception
+    display (``dlcourse.config.setup``) is its baseline; a student's code that replaces it with
+    a handler of its own is still named (and zeroes the next test)."""
+    import copy
+
+    bwrap = require_sandbox()
+    lesson = Path(__file__).resolve().parents[1] / "lessons" / "01_image_classification.ipynb"
+    source = fmt.read_notebook(lesson)
+    submission = copy.deepcopy(source)
+    first = next(c for c in submission.cells if fmt.role(c) == "solution")
+    first.source += "\nget_ipython().set_custom_exc((AssertionError,), lambda *a, **k: None)\n"
+    plan = merge.build(source, submission, "exercises")
+    run = _run(plan, bwrap, tmp_path)
+    found = [e.detail for e in run.events if e.kind == "tamper"]
+    assert any("custom exception handler" in d for d in found), run.events
+    tests = list(score_tests(plan, run).values())
+    assert tests[0]["score"] == 0 and all(t["score"] == t["points"] for t in tests[1:]), tests
+
+
 def test_trusted_interpreter_shares_nothing_with_the_kernel(tmp_path):
     """The trusted interpreter runs in its own sandbox: its process is not the kernel's, and the
     kernel cannot see it (own pid namespace)."""

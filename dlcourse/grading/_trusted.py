@@ -3,7 +3,9 @@
 Runs as a script, ``python -I _trusted.py SPEC.json``, inside its own sandbox (the same bubblewrap
 prefix as a kernel, its own runtime folder, its own pid and network namespaces): it shares no
 process, memory or writable file with the student's kernel. The grader talks to it over stdin and
-stdout, one JSON message a line:
+stdout, one JSON message a line, each line tagged with a submission's number (``N {...}``; 0: the
+process itself). After setup it is a fork server (``fork_server``): ``0 {"op": "submission",
+"sub": N}`` forks submission N's own process, which answers the messages below:
 
 * ``{"op": "setup", "cells": [...]}``: run the source's setup cells; answers ``{"op": "ready"}``;
 * ``{"op": "run", "code": ..., "names": [...]}``: run one segment of a test cell. Every name the
@@ -120,24 +122,62 @@ def decode(data, depth=0):
     raise ValueError(f"malformed data (tag {tag!r})")
 
 
-class Channel:
-    """The JSON-lines link to the grader (a private copy of fd 1: the tests' own output is
-    captured, and C libraries that write to fd 1 write to /dev/null)."""
+class Lines:
+    """Lines read from a file descriptor (``os.read``, no read-ahead hidden in a buffer: the
+    fork server waits on several descriptors with ``select``)."""
 
-    def __init__(self):
-        self.out = os.fdopen(os.dup(1), "w", encoding="utf-8")
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, 1)
-        self.inp = sys.stdin
+    def __init__(self, fd):
+        self.fd = fd
+        self.buf = bytearray()
+        self._scanned = 0  # bytes of ``buf`` known to hold no newline
+
+    def pop(self):
+        """The next complete line, or None."""
+        at = self.buf.find(b"\n", self._scanned)
+        if at < 0:
+            self._scanned = len(self.buf)
+            return None
+        line = bytes(self.buf[: at + 1])
+        del self.buf[: at + 1]
+        self._scanned = 0
+        return line
+
+    def feed(self):
+        """Read what is there (blocks until something is); False at end of file."""
+        chunk = os.read(self.fd, 1 << 16)
+        self.buf += chunk
+        return bool(chunk)
+
+    def readline(self):
+        while (line := self.pop()) is None:
+            if not self.feed():
+                return b""
+        return line
+
+
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class Channel:
+    """A JSON-lines link: to the grader (lines tagged with the submission's number, ``tag``)
+    or, in a forked process, to the fork server (untagged)."""
+
+    def __init__(self, reader, out_fd, tag=None):
+        self.reader, self.out_fd = reader, out_fd
+        self.prefix = b"" if tag is None else f"{tag} ".encode()
 
     def send(self, msg):
-        self.out.write(json.dumps(msg) + "\n")
-        self.out.flush()
+        write_all(self.out_fd, self.prefix + json.dumps(msg).encode() + b"\n")
 
     def receive(self):
-        line = self.inp.readline()
+        line = self.reader.readline()
         if not line:
             raise SystemExit(0)
+        if self.prefix and line.startswith(self.prefix):
+            line = line[len(self.prefix) :]
         return json.loads(line)
 
 
@@ -344,6 +384,122 @@ def serve(ns, channel):
             channel.send({"op": "done", "status": "error", "ename": "ProtocolError"})
 
 
+class Child:
+    """A submission's process, forked from the post-setup state, and its pipes."""
+
+    def __init__(self, pid, to_fd, reader, tmp):
+        self.pid, self.to_fd, self.reader, self.tmp = pid, to_fd, reader, tmp
+
+    def close(self):
+        for fd in (self.to_fd, self.reader.fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _fork_child(sub, ns, grader, out_fd, children, tmpdir):
+    """Fork the process of submission ``sub``: it talks over pipes of its own, through the
+    server, and writes temporary files in a folder of its own (removed when it exits)."""
+    import tempfile
+
+    tmp = os.path.join(tmpdir, f".sub{sub}")
+    os.makedirs(tmp, mode=0o700)
+    to_r, to_w = os.pipe()
+    from_r, from_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            # nothing of the server's links: not the grader's pipes, not the other submissions'
+            for fd in [to_w, from_r, grader.fd, out_fd] + [
+                f for c in children.values() for f in (c.to_fd, c.reader.fd)
+            ]:
+                os.close(fd)
+            os.environ["TMPDIR"] = tmp
+            tempfile.tempdir = None
+            serve(ns, Channel(Lines(to_r), from_w))
+        except BaseException:  # noqa: BLE001 - the server reports the exit status
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(to_r)
+    os.close(from_w)
+    children[sub] = Child(pid, to_w, Lines(from_r), tmp)
+
+
+def _reap(sub, children, out_fd):
+    """Submission ``sub``'s process ended (its pipe closed): wait for it, remove its folder."""
+    import shutil
+
+    child = children.pop(sub)
+    child.close()
+    _, status = os.waitpid(child.pid, 0)
+    shutil.rmtree(child.tmp, ignore_errors=True)
+    msg = {"op": "exited", "status": os.waitstatus_to_exitcode(status)}
+    write_all(out_fd, f"{sub} ".encode() + json.dumps(msg).encode() + b"\n")
+
+
+def fork_server(ns, grader, out_fd, tmpdir, writable, kept):
+    """Serve every submission of the batch, several at once, each in its own process forked
+    from this post-setup state (``{"op": "submission", "sub": N}`` on line tag 0): lines tagged
+    N go to process N and its lines come back tagged N. The server stays single-threaded (so it
+    can fork), runs no test code itself, and relays lines without parsing them. What a
+    submission's process leaves in memory dies with it; its temporary folder is removed when it
+    exits, and anything else new in the writable folders when no submission is running."""
+    import select
+    import signal
+
+    children = {}
+    while True:
+        line = grader.pop()
+        if line is None:
+            fds = [grader.fd] + [c.reader.fd for c in children.values()]
+            ready = select.select(fds, [], [])[0]
+            if grader.fd in ready and not grader.feed():
+                for child in children.values():  # the grader went away: so do they
+                    os.kill(child.pid, signal.SIGKILL)
+                return
+            for sub, child in list(children.items()):
+                if child.reader.fd not in ready:
+                    continue
+                alive = child.reader.feed()
+                while (out := child.reader.pop()) is not None:
+                    write_all(out_fd, f"{sub} ".encode() + out)
+                if not alive:
+                    _reap(sub, children, out_fd)
+                    if not children:
+                        _remove_new(writable, kept)
+            continue
+        tag, _, payload = line.partition(b" ")
+        try:
+            sub = int(tag)
+        except ValueError:
+            continue
+        if sub != 0:  # for a submission's process (which is waiting for it)
+            child = children.get(sub)
+            if child is not None:
+                try:
+                    write_all(child.to_fd, payload)
+                except OSError:
+                    os.kill(child.pid, signal.SIGKILL)
+            continue
+        try:
+            msg = json.loads(payload)
+            op, sub = msg.get("op"), int(msg.get("sub"))
+        except (ValueError, TypeError, AttributeError):
+            continue
+        if op == "submission" and sub > 0 and sub not in children:
+            try:
+                _fork_child(sub, ns, grader, out_fd, children, tmpdir)
+                reply = {"op": "forked"}
+            except OSError as e:
+                reply = {"op": "exited", "status": None, "error": str(e)[:200]}
+            write_all(out_fd, f"{sub} ".encode() + json.dumps(reply).encode() + b"\n")
+        elif op == "kill" and sub in children:
+            os.kill(children[sub].pid, signal.SIGKILL)  # its exit is reported when its pipe closes
+
+
 def main(spec_path):
     with open(spec_path) as f:
         spec = json.load(f)
@@ -359,7 +515,14 @@ def main(spec_path):
         except (ValueError, OSError):
             pass
     os.chdir(spec["workdir"])
-    channel = Channel()
+    # the grader's link: a private copy of fd 1 (C libraries that write to fd 1 write to
+    # /dev/null, the tests' own output is captured), and fd 0 read without a hidden buffer
+    out_fd = os.dup(1)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.close(null)
+    grader = Lines(0)
+    channel = Channel(grader, out_fd, tag=0)
     ns = Namespace(__name__="__main__", __builtins__=builtins)
     ns["get_ipython"] = _shell
     msg = channel.receive()
@@ -376,30 +539,14 @@ def main(spec_path):
     kept = _files(writable)
     # One process per submission, forked from this post-setup state: what a submission's checks
     # leave in memory (globals, caches, module state) dies with its process. Forking is safe only
-    # while this process has one thread; otherwise this process serves one submission and exits.
+    # while this process has one thread; otherwise this process serves one submission (line tag
+    # 1) and exits.
     fork = failed is None and _tasks() == 1 and hasattr(os, "fork")
     channel.send({"op": "ready", "failed": failed, "fork": fork})
-    if not fork:
-        serve(ns, channel)
-        return
-    while True:
-        msg = channel.receive()
-        if msg.get("op") != "submission":
-            channel.send({"op": "exited", "status": None, "error": "ProtocolError"})
-            continue
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                channel.send({"op": "forked"})
-                serve(ns, channel)
-            except BaseException:  # noqa: BLE001 - the parent reports the exit status
-                code = 1
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        _remove_new(writable, kept)
-        channel.send({"op": "exited", "status": os.waitstatus_to_exitcode(status)})
+    if fork:
+        fork_server(ns, grader, out_fd, spec["tmpdir"], writable, kept)
+    else:
+        serve(ns, Channel(grader, out_fd, tag=1))
 
 
 if __name__ == "__main__":

@@ -257,6 +257,9 @@ class Runner:
         self._current: int | None = None
         self._exec_nb = nbformat.v4.new_notebook()
         self._slots = 0
+        # the guard's snapshot is taken once the source's setup cells have run, before the first
+        # other step (a restarted kernel takes it again after re-running them)
+        self._snapshot_due = True
         # test cells are judged in a second interpreter that never runs student code (trusted.py);
         # with a pool, the worker's one for this notebook (setup run once), with the files of
         # ``trusted_stage(folder)`` (the assignment's, not the submission's)
@@ -336,6 +339,8 @@ class Runner:
                     )
                     await self._stop(client)
                     return False
+        if self.trusted is not None and not self._snapshot_due:
+            await self.trusted.setup_done(self, step)
         return True
 
     async def _stop(self, client: _Client | None = None) -> int | None:
@@ -503,10 +508,17 @@ class Runner:
         results: dict[int, list[SegmentResult]] = {}
         if self.trusted is not None:
             self.trusted.begin(self.plan.setup)
+        setup = set(self.plan.setup)
         try:
             for i, step in enumerate(self.plan.steps):
                 if not (step.is_code and step.run and step.segments):
                     continue
+                if self._snapshot_due and not (
+                    step.origin == "source" and step.cell.source in setup
+                ):
+                    self._snapshot_due = False
+                    if self.trusted is not None and self.client is not None:
+                        await self.trusted.setup_done(self, i)
                 if step.role == "test" and self.trusted is not None:
                     judged = await self.trusted.grade(self, i, step, deadline)
                     if judged is not None:

@@ -38,6 +38,8 @@ from dlcourse.grading.sandbox import (
 )
 from dlcourse.grading.trusted import TrustedPool
 
+TRUSTED_SLOT = 255
+"""The sandbox user slot of the trusted interpreters (``slot_uid``; kernels use 0 … workers-1)."""
 COLUMNS = ["student", "lesson", "score", "max_score", "status", "reason"]
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -157,19 +159,20 @@ async def _run(jobs, course, assignments, options, workers, progress) -> list[Ro
         if workers > 1 and name not in os.environ
     } or None
     slots: asyncio.Queue[int] = asyncio.Queue()
-    # one trusted interpreter per worker and notebook, kept for the batch (trusted.TrustedPool)
-    pools: dict[int, TrustedPool] = {}
     for slot in range(max(1, workers)):
         slots.put_nowait(slot)
-        (scratch / f"trusted-{slot}").mkdir()
-        pools[slot] = TrustedPool(scratch / f"trusted-{slot}")
+    # one trusted interpreter per notebook, shared by the workers and kept for the batch: its
+    # setup runs once, each submission gets a process forked from it (trusted.TrustedPool); as a
+    # user of its own, which no kernel has
+    (scratch / "trusted").mkdir()
+    pool = TrustedPool(scratch / "trusted", uid=slot_uid(TRUSTED_SLOT))
 
     async def one(sub: Submission) -> Row:
         slot = await slots.get()  # at most `workers` at a time, each with its own sandbox user
         mine = dataclasses.replace(
             options,
             sandbox=dataclasses.replace(options.sandbox, uid=slot_uid(slot)),
-            trusted=pools[slot],
+            trusted=pool,
             kernel_env=threads,
         )
         try:
@@ -194,8 +197,7 @@ async def _run(jobs, course, assignments, options, workers, progress) -> list[Ro
     try:
         await asyncio.gather(*(one(s) for s in jobs))
     finally:
-        for pool in pools.values():
-            await pool.close()
+        await pool.close()
         writer.shutdown(wait=True)
         shutil.rmtree(scratch, ignore_errors=True)
     for future in written:

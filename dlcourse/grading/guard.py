@@ -6,10 +6,14 @@ cells that are judged in the kernel (their arguments are not plain data), and ta
 not change a verdict. It is *evidence*, not a guarantee: everything here runs in the process the
 student's code controls, and code written to fool this probe can.
 
-* **At kernel start**, before any student code, a snapshot records the identity (``id``) of every
-  builtin, of NumPy's comparison functions and of IPython's execution methods; the grader keeps
-  it (the kernel keeps no copy to edit). An audit hook is installed that counts later
-  ``sys.addaudithook`` calls.
+* **After the source's setup cells**, before any student code, a snapshot records the identity
+  (``id``) of every builtin, of NumPy's comparison functions, of IPython's execution methods and
+  of the custom exception handler the setup installed (the course's one-line check display); the
+  grader keeps it (the kernel keeps no copy to edit). An audit hook is installed that counts later
+  ``sys.addaudithook`` calls. The runner takes it before the first step that is not a setup cell
+  of the source (``execute.Runner``), and again after a restarted kernel re-ran the setup cells;
+  if a cell of the student's comes before a setup cell (``--cells all``, cells reordered), the
+  snapshot comes before that cell, so what later setup cells install counts as a change.
 * **Before and after each test cell**, a probe reports what differs: a replaced builtin, NumPy
   function or IPython method; a hook that student code defined (``sys.excepthook``,
   ``displayhook``, a tracer or profiler, an import hook, an output stream, AST and input
@@ -59,6 +63,20 @@ SHELL_METHODS = (
     "get_exception_only",
 )
 
+CUSTOM_EXC = r"""
+def custom_exc(shell):
+    # what set_custom_exc installed: the exception classes, IPython's wrapper and what it wraps
+    custom = getattr(shell, "CustomTB", None)
+    cells = getattr(getattr(custom, "__func__", None), "__closure__", None) or ()
+    held = []
+    for c in cells:
+        try:
+            held.append(id(c.cell_contents))
+        except ValueError:
+            held.append(0)
+    return [[id(c) for c in shell.custom_exceptions], id(custom), held]
+"""
+
 SNAPSHOT = r"""
 def __dlcourse_guard__():
     import builtins, json, sys
@@ -78,6 +96,7 @@ def __dlcourse_guard__():
     for name in SHELL_METHODS:  # every class of the MRO: an override may call super()
         state["shell"][name] = [id(vars(c).get(name)) for c in type(shell).__mro__]
     state["kernel"] = id(getattr(type(shell.kernel), "do_execute", None))
+    state["custom"] = custom_exc(shell)
     added = []
     def hook(event, args):
         if event == "sys.addaudithook":
@@ -158,7 +177,7 @@ def __dlcourse_guard__(ns, snapshot, setup_names, checks_file):
     ):
         if any(student_made(x) for x in items):
             found.append(f"{what} of the student's installed")
-    if shell.custom_exceptions:
+    if custom_exc(shell) != snapshot.get("custom", [[], 0, []]) and shell.custom_exceptions:
         found.append("a custom exception handler (set_custom_exc)")
     for what, obj in (
         ("sys.excepthook", sys.excepthook),
@@ -234,7 +253,8 @@ def encoded(source: str) -> str:
 
 def snapshot_code(numpy: bool = True) -> str:
     return _cell(
-        SNAPSHOT.replace("WITH_NUMPY", repr(numpy))
+        (CUSTOM_EXC + SNAPSHOT)
+        .replace("WITH_NUMPY", repr(numpy))
         .replace("NUMPY_NAMES", repr(NUMPY_NAMES))
         .replace("SHELL_METHODS", repr(SHELL_METHODS))
         .replace("MARK_TEXT", repr("\n" + MARK))
@@ -245,7 +265,8 @@ def probe_code(snapshot: dict, setup: list[str]) -> str:
     from dlcourse.grading.sandbox import package_dir
 
     return _cell(
-        PROBE.replace("SNAPSHOT_JSON", repr(json.dumps(snapshot)))
+        (CUSTOM_EXC + PROBE)
+        .replace("SNAPSHOT_JSON", repr(json.dumps(snapshot)))
         .replace("SETUP_NAMES", repr(setup_imports(setup)))
         .replace("CHECKS_FILE", repr(str(package_dir() / "checks.py")))
         .replace("MARK_TEXT", repr("\n" + MARK))
@@ -273,7 +294,8 @@ class Guard:
         self.snapshot: dict | None = None
 
     async def kernel_started(self, runner, step, numpy: bool = True) -> None:
-        """Take the snapshot: the kernel has run nothing of the student's yet. NumPy's functions
+        """Take the snapshot: the kernel has run the source's setup cells and nothing of the
+        student's yet (the runner's job to call it then). NumPy's functions
         are recorded when the setup imports NumPy (importing it costs ~0.1 s otherwise); without
         a record, a NumPy function counts as replaced when student code defined it."""
         import time

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -75,10 +76,12 @@ def _outputs(done: dict) -> list:
 
 class Interpreter:
     """One trusted interpreter process. It runs the source's setup cells once; then, when it can
-    (one thread after setup), it forks one process per submission from that post-setup state,
-    so a worker's batch pays for the setup (a TensorFlow import) once, and nothing a submission's
-    checks leave behind (globals, caches, module state, files in its writable folders) reaches
-    the next submission's. Otherwise it serves one submission and is replaced."""
+    (one thread after setup), it is a fork server: each submission gets its own process forked
+    from that post-setup state, several at once (one per worker), so a batch pays for the setup
+    (a TensorFlow import) once, whatever its number of workers, and nothing a submission's checks
+    leave behind (globals, caches, module state, files in its temporary folder) reaches another
+    submission's. Lines to and from the process are tagged with the submission's number (0: the
+    server itself). Otherwise it serves one submission (number 1) and is replaced."""
 
     def __init__(self, sandbox, scratch: Path, stage_for, *, startup_timeout: float = 120):
         self.sandbox = sandbox
@@ -88,9 +91,13 @@ class Interpreter:
         self.proc: asyncio.subprocess.Process | None = None
         self.problem: str | None = None  # why it is not available
         self.fork = False
+        self.claimed = False  # a non-forking one serves one submission
         self.served = 0
-        self.busy = False
         self._task: asyncio.Task | None = None
+        self._reader: asyncio.Task | None = None
+        self._queues: dict[int, asyncio.Queue] = {}
+        self._closed = False
+        self._next = 1
 
     def command(self, runtime: Path, stage: Path) -> list[str]:
         """The sandbox prefix of a kernel, then this module's script (not the IPython kernel)."""
@@ -127,8 +134,10 @@ class Interpreter:
         )
 
     def reusable(self) -> bool:
-        """Can serve another submission (a forking one that is alive and idle)."""
-        return self.alive() and not self.busy and (self.fork or self._task is None)
+        """Can serve another submission: alive, and a fork server (or not known yet: starting,
+        and a session that finds it cannot fork asks for another, ``TrustedSession``)."""
+        started = self._task is not None and self._task.done()
+        return self.alive() and (self.fork or not started or not self.claimed)
 
     async def start(self, setup: list[str]) -> bool:
         """Start it and run the setup cells (once; later calls wait for the first)."""
@@ -160,9 +169,10 @@ class Interpreter:
             return False
         finally:
             log.close()
+        self._reader = asyncio.ensure_future(self._read(self.proc))
         try:
-            await self.send({"op": "setup", "cells": list(setup)})
-            reply = await asyncio.wait_for(self.receive(), self.startup_timeout)
+            await self.send({"op": "setup", "cells": list(setup)}, 0)
+            reply = await asyncio.wait_for(self.receive(0), self.startup_timeout)
         except (TimeoutError, ConnectionError, ValueError) as e:
             await self.kill()
             try:
@@ -182,55 +192,112 @@ class Interpreter:
         self.fork = bool(reply.get("fork"))
         return True
 
-    async def open(self, setup: list[str]) -> bool:
-        """Ready for one submission: its own process forked from the post-setup state."""
-        if not await self.start(setup) or not self.alive() or self.busy:
-            return False
-        if self.fork:
-            try:
-                await self.send({"op": "submission"})
-                reply = await asyncio.wait_for(self.receive(), self.startup_timeout)
-            except (TimeoutError, ConnectionError, ValueError) as e:
-                reply = {"error": f"{type(e).__name__} {e}"}
-            if reply.get("op") != "forked":
-                self.problem = f"the trusted interpreter did not fork ({reply.get('error')})"
-                await self.kill()
-                return False
-        elif self.served:
-            return False
-        self.served += 1
-        self.busy = True
-        return True
+    async def _read(self, proc) -> None:
+        """Hand each line of the process to the queue of the submission it is tagged with."""
+        try:
+            while line := await proc.stdout.readline():
+                tag, _, payload = line.partition(b" ")
+                try:
+                    queue = self._queues.get(int(tag))
+                except ValueError:
+                    continue
+                if queue is not None:
+                    queue.put_nowait(payload)
+        except (ValueError, OSError):  # a line over MAX_LINE: the link is broken
+            pass
+        finally:
+            self._closed = True
+            for queue in self._queues.values():
+                queue.put_nowait(None)
 
-    async def done(self) -> None:
-        """The submission is graded: its process exits (the post-setup one waits for the next);
-        a trusted interpreter that cannot fork, or that misbehaved, is stopped."""
-        if not self.busy:
-            return
-        self.busy = False
+    def _queue(self, sub: int) -> asyncio.Queue:
+        return self._queues.setdefault(sub, asyncio.Queue())
+
+    async def open(self, setup: list[str]) -> int | None:
+        """Ready for one submission: the number of its own process, forked from the post-setup
+        state (None: not available, or a one-submission interpreter already taken)."""
+        if not await self.start(setup) or not self.alive():
+            return None
+        if not self.fork:
+            if self.claimed:
+                return None
+            self.claimed = True
+            self.served += 1
+            return 1
+        sub, self._next = self._next, self._next + 1
+        forking = asyncio.ensure_future(self._fork(sub))
+        try:
+            return await asyncio.shield(forking)
+        except asyncio.CancelledError:
+            # the session ended while its process was being forked: stop that process then
+            def stop(task: asyncio.Task) -> None:
+                if not task.cancelled() and task.exception() is None and task.result():
+                    asyncio.ensure_future(self.drop(sub))
+
+            forking.add_done_callback(stop)
+            raise
+
+    async def _fork(self, sub: int) -> int | None:
+        self._queue(sub)
+        try:
+            await self.send({"op": "submission", "sub": sub}, 0)
+            reply = await asyncio.wait_for(self.receive(sub), self.startup_timeout)
+        except (TimeoutError, ConnectionError, ValueError) as e:
+            reply = {"error": f"{type(e).__name__} {e}"}
+        if reply.get("op") != "forked":
+            self._queues.pop(sub, None)
+            self.problem = f"the trusted interpreter did not fork ({reply.get('error')})"
+            await self.kill()
+            return None
+        self.served += 1
+        return sub
+
+    async def done(self, sub: int) -> None:
+        """Submission ``sub`` is graded: its process exits (the server waits for the next); a
+        trusted interpreter that cannot fork is stopped."""
         if self.fork and self.alive():
             try:
-                await self.send({"op": "end"})
-                reply = await asyncio.wait_for(self.receive(), 30)
+                await self.send({"op": "end"}, sub)
+                reply = await asyncio.wait_for(self.receive(sub), 30)
                 if reply.get("op") == "exited" and reply.get("status") == 0:
+                    self._queues.pop(sub, None)
                     return
+            except (TimeoutError, ConnectionError, ValueError, OSError):
+                pass
+            await self.drop(sub)
+            return
+        await self.kill()
+
+    async def drop(self, sub: int) -> None:
+        """Stop submission ``sub``'s process (it misbehaved, or its check timed out), not the
+        server: the other workers' submissions go on. A server that does not confirm within
+        10 s is stopped."""
+        if self.fork and self.alive():
+            try:
+                await self.send({"op": "kill", "sub": sub}, 0)
+                while True:
+                    reply = await asyncio.wait_for(self.receive(sub), 10)
+                    if reply.get("op") == "exited":
+                        self._queues.pop(sub, None)
+                        return
             except (TimeoutError, ConnectionError, ValueError, OSError):
                 pass
         await self.kill()
 
-    async def send(self, msg: dict) -> None:
+    async def send(self, msg: dict, sub: int) -> None:
         if self.proc is None or self.proc.stdin is None:
             raise ConnectionError("the trusted interpreter is not running")
-        self.proc.stdin.write((json.dumps(msg) + "\n").encode())
+        self.proc.stdin.write(f"{sub} ".encode() + json.dumps(msg).encode() + b"\n")
         await self.proc.stdin.drain()
 
-    async def receive(self) -> dict:
-        if self.proc is None or self.proc.stdout is None:
-            raise ConnectionError("the trusted interpreter is not running")
-        line = await self.proc.stdout.readline()
-        if not line:
+    async def receive(self, sub: int) -> dict:
+        queue = self._queue(sub)
+        if self._closed and queue.empty():
             raise ConnectionError("the trusted interpreter exited")
-        msg = json.loads(line)
+        payload = await queue.get()
+        if payload is None:
+            raise ConnectionError("the trusted interpreter exited")
+        msg = json.loads(payload)
         if not isinstance(msg, dict):
             raise ValueError("not a message")
         return msg
@@ -248,14 +315,20 @@ class Interpreter:
                 proc.kill()
             with contextlib.suppress(Exception):
                 await proc.wait()
+        if self._reader is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(self._reader, 5)
 
 
 class TrustedPool:
-    """A worker's trusted interpreters, one per notebook of an assignment (and setup), kept for
-    its whole batch: the setup cells run once, each submission gets a fresh forked process."""
+    """The batch's trusted interpreters, one per notebook of an assignment (and setup), shared
+    by every worker: the setup cells run once, each submission gets a fresh forked process.
+    ``uid``: the user they run as (as root), one no kernel has (grade.py), so a fork bomb in a
+    kernel, which holds its user's process limit, cannot stop the trusted side's forks."""
 
-    def __init__(self, scratch: Path):
+    def __init__(self, scratch: Path, uid: int | None = None):
         self.scratch = scratch
+        self.uid = uid
         self._interpreters: dict = {}
 
     def interpreter(self, key, make) -> Interpreter:
@@ -291,6 +364,7 @@ class TrustedSession:
         self.startup_timeout = startup_timeout
         self.pool, self.key, self.stage_for = pool, key, stage_for
         self.interp: Interpreter | None = None
+        self.sub: int | None = None  # this notebook's process of the interpreter
         self._ready: asyncio.Task | None = None
         self.problem: str | None = None  # why the trusted interpreter is not available
         self._reported = False
@@ -303,32 +377,50 @@ class TrustedSession:
         """Start (or take from the pool) the interpreter and its setup, in the background."""
         if self._ready is not None:
             return
+        self.interp = self._interpreter(setup)
+        self._ready = asyncio.ensure_future(self._open(setup))
+
+    def _interpreter(self, setup: list[str]) -> Interpreter:
         if self.pool is not None and self.stage_for is not None:
-            self.interp = self.pool.interpreter(
+            sandbox = self.sandbox
+            if self.pool.uid is not None:
+                sandbox = dataclasses.replace(sandbox, uid=self.pool.uid)
+            return self.pool.interpreter(
                 (self.key, tuple(setup)),
                 lambda: Interpreter(
-                    self.sandbox,
+                    sandbox,
                     self.pool.scratch,
                     self.stage_for,
                     startup_timeout=self.startup_timeout,
                 ),
             )
-        else:
-            self.interp = Interpreter(
-                self.sandbox,
-                self.scratch,
-                lambda folder: self.stage,
-                startup_timeout=self.startup_timeout,
-            )
-        self._ready = asyncio.ensure_future(self.interp.open(setup))
+        return Interpreter(
+            self.sandbox,
+            self.scratch,
+            lambda folder: self.stage,
+            startup_timeout=self.startup_timeout,
+        )
+
+    async def _open(self, setup: list[str]) -> bool:
+        """This notebook's process of the interpreter; a pooled interpreter that turned out to
+        serve one submission only, and is taken, is replaced by a fresh one."""
+        for _ in range(2):
+            assert self.interp is not None
+            self.sub = await self.interp.open(setup)
+            if self.sub is not None:
+                return True
+            if self.pool is None or self.interp.problem is not None:
+                return False
+            self.interp = self._interpreter(setup)
+        return False
 
     async def _send(self, msg: dict) -> None:
-        assert self.interp is not None
-        await self.interp.send(msg)
+        assert self.interp is not None and self.sub is not None
+        await self.interp.send(msg, self.sub)
 
     async def _receive(self) -> dict:
-        assert self.interp is not None
-        return await self.interp.receive()
+        assert self.interp is not None and self.sub is not None
+        return await self.interp.receive(self.sub)
 
     async def close(self) -> None:
         """This notebook is graded (or the trusted side failed): release the interpreter."""
@@ -337,16 +429,18 @@ class TrustedSession:
             with contextlib.suppress(BaseException):
                 await self._ready
         if self.interp is not None:
-            await self.interp.done()
+            if self.sub is not None:
+                sub, self.sub = self.sub, None
+                await self.interp.done(sub)
             if self.pool is None:
                 await self.interp.kill()
 
     async def _stop(self, why: str) -> None:
-        """The trusted interpreter misbehaved: stop it (the pool starts another)."""
+        """This submission's trusted process misbehaved: stop it (not the other submissions')."""
         self.problem = why
-        if self.interp is not None:
-            self.interp.busy = False
-            await self.interp.kill()
+        if self.interp is not None and self.sub is not None:
+            sub, self.sub = self.sub, None
+            await self.interp.drop(sub)
 
     async def available(self) -> bool:
         if self._ready is None or self.problem is not None:
@@ -361,8 +455,12 @@ class TrustedSession:
         return ok and self.interp is not None and self.interp.proc is not None
 
     async def kernel_started(self, runner, step) -> None:
-        """A fresh kernel, before any student code: the guard's snapshot, the codec."""
+        """A fresh kernel, before any code: the student's side of the codec."""
         await runner._execute(install_code(), True, step, time.monotonic() + 60)
+
+    async def setup_done(self, runner, step) -> None:
+        """The source's setup cells ran, nothing of the student's yet: the guard's snapshot
+        (what the setup installed, such as the course's exception display, is not a change)."""
         await self.guard.kernel_started(
             runner, step, numpy=any("numpy" in c for c in runner.plan.setup)
         )
