@@ -9,6 +9,9 @@ import tempfile
 
 import pytest
 
+# each lesson run by nbval is held to lessons/figures.toml (docs/figures.md)
+pytest_plugins = ["dlcourse.course.nbval_figures"]
+
 os.environ.setdefault("DLCOURSE_FAST", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
