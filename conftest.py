@@ -62,8 +62,24 @@ SLOW_TESTS = (
 )
 
 
+# The suite runs in two pytest-xdist workers (pyproject.toml: `-n auto --maxprocesses 2 --dist
+# loadgroup`): each test file stays in one worker, as under `--dist loadfile` (nbval runs a notebook's
+# cells in order in one kernel; module-scoped fixtures are built once), and the lessons that share
+# trained rows through the cache (they use dlcourse.training.experiments) run in one worker, in
+# lesson order, so the later lesson finds the rows the earlier one trained.
+CACHE_GROUP = "lessons-sharing-the-training-cache"
+
+
+def _uses_training_cache(notebook) -> bool:
+    return any(
+        "experiments." in cell.source for cell in notebook.nb.cells if cell.cell_type == "code"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
-    """Mark as ``slow`` the lessons, the sandbox tests and ``SLOW_TESTS`` (see README)."""
+    """Mark as ``slow`` the lessons, the sandbox tests and ``SLOW_TESTS`` (see README); group the
+    lessons that share the training cache for pytest-xdist."""
     files = {prefix.split("::")[0] for prefix in SLOW_TESTS}
     missing = sorted(f for f in files if not (config.rootpath / f).is_file())
     if missing:  # a renamed test file would silently join the fast loop
@@ -75,6 +91,8 @@ def pytest_collection_modifyitems(config, items):
             or item.nodeid.startswith(SLOW_TESTS)
         ):
             item.add_marker(pytest.mark.slow)
+        if item.path.suffix == ".ipynb" and _uses_training_cache(item.parent):
+            item.add_marker(pytest.mark.xdist_group(CACHE_GROUP))
 
 
 SLOW_SECONDS = 5.0

@@ -71,6 +71,7 @@ def test_check_names_missing_figures_and_unknown_lessons():
         ("ap50_circle", 0.9, "higher"),
         ("position_r2_feature_map", 0.77, "higher"),
         ("matrix_transpose_max_abs_error", 1e-6, "lower"),
+        ("max_prob_difference", 2.03e-06, "lower"),
         ("params_depth8", 66532, "exact"),
         ("best_method", "bed_of_nails", "exact"),
         ("fast", True, "exact"),

@@ -42,7 +42,7 @@ TIMING_FACTOR = 10.0
 # By name (snake_case words): which figures are timings, qualities, errors.
 _TIMING_WORDS = {"seconds", "second", "ms", "speedup", "time", "times", "throughput", "fps"}
 _HIGHER_WORDS = {"iou", "miou", "accuracy", "f1", "ap50", "map50", "precision", "recall", "r2"}
-_LOWER_WORDS = {"error", "loss"}
+_LOWER_WORDS = {"error", "loss", "difference"}
 _KEYS = {"expected", "direction", "tolerance", "factor"}
 
 
