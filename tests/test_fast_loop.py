@@ -32,3 +32,24 @@ def test_not_slow_skips_lessons_sandbox_and_kernels_and_the_default_run_keeps_th
 def test_readme_documents_the_fast_loop(repo_root):
     readme = (repo_root / "README.md").read_text()
     assert 'pytest -m "not slow"' in readme
+
+
+def test_lessons_sharing_the_training_cache_are_one_xdist_group(repo_root):
+    """pytest-xdist (`--dist loadgroup`) runs them in one worker, in lesson order (conftest.py)."""
+    import nbformat
+
+    paths = ["lessons/02_vision_tasks.ipynb", "lessons/05_unpooling.ipynb",
+             "lessons/06_transposed_convolution.ipynb"]  # fmt: skip
+    sharing = {
+        path
+        for path in paths
+        if any(
+            "experiments." in cell.source
+            for cell in nbformat.read(repo_root / path, as_version=4).cells
+            if cell.cell_type == "code"
+        )
+    }
+    grouped = _collected(repo_root, "-m", "xdist_group", *paths)
+    assert {item.split("::")[0] for item in grouped} == sharing
+    if sharing:  # every cell of those lessons, none of the others
+        assert len(grouped) == len(_collected(repo_root, *sorted(sharing)))
