@@ -34,22 +34,31 @@ def test_readme_documents_the_fast_loop(repo_root):
     assert 'pytest -m "not slow"' in readme
 
 
-def test_lessons_sharing_the_training_cache_are_one_xdist_group(repo_root):
-    """pytest-xdist (`--dist loadgroup`) runs them in one worker, in lesson order (conftest.py)."""
+def test_lessons_sharing_the_training_cache_are_one_xdist_scope(
+    repo_root, pytestconfig, monkeypatch
+):
+    """pytest-xdist runs them in one worker, in lesson order; every other file is its own scope
+    (conftest.py's scheduler: --dist loadfile with the cache group)."""
+    import importlib.util
+
     import nbformat
 
-    paths = ["lessons/02_vision_tasks.ipynb", "lessons/05_unpooling.ipynb",
-             "lessons/06_transposed_convolution.ipynb"]  # fmt: skip
+    spec = importlib.util.spec_from_file_location("root_conftest", repo_root / "conftest.py")
+    root = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(root)
+    monkeypatch.setattr(pytestconfig.option, "tx", ["popen"] * 2)  # as under -n 2, also in -n 0
+    scheduler = root.pytest_xdist_make_scheduler(pytestconfig, None)
+    lessons = sorted((repo_root / "lessons").glob("[0-9][0-9]_*.ipynb"))
     sharing = {
-        path
-        for path in paths
+        path.name
+        for path in lessons
         if any(
             "experiments." in cell.source
-            for cell in nbformat.read(repo_root / path, as_version=4).cells
+            for cell in nbformat.read(path, as_version=4).cells
             if cell.cell_type == "code"
         )
     }
-    grouped = _collected(repo_root, "-m", "xdist_group", *paths)
-    assert {item.split("::")[0] for item in grouped} == sharing
-    if sharing:  # every cell of those lessons, none of the others
-        assert len(grouped) == len(_collected(repo_root, *sorted(sharing)))
+    scopes = {p.name: scheduler._split_scope(f"lessons/{p.name}::Cell 3") for p in lessons}
+    assert {name for name, scope in scopes.items() if scope == root.CACHE_GROUP} == sharing
+    assert all(scopes[name] == f"lessons/{name}" for name in scopes if name not in sharing)
+    assert scheduler._split_scope("tests/test_data.py::test_x[a::b]") == "tests/test_data.py"
