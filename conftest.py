@@ -4,10 +4,15 @@ Environment variables of the pytest process reach the notebooks' kernels, so FAS
 headless matplotlib hold for every lesson run by nbval.
 """
 
+import functools
 import os
 import tempfile
+from pathlib import Path
 
 import pytest
+
+# each lesson run by nbval is held to lessons/figures.toml (docs/figures.md)
+pytest_plugins = ["dlcourse.course.nbval_figures"]
 
 os.environ.setdefault("DLCOURSE_FAST", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -59,8 +64,43 @@ SLOW_TESTS = (
 )
 
 
+# The suite runs in two pytest-xdist workers (pyproject.toml: `-n auto --maxprocesses 2 --dist
+# loadfile`): each test file stays in one worker (nbval runs a notebook's cells in order in one
+# kernel; module-scoped fixtures are built once), and the lessons that share trained rows through the
+# cache (they use dlcourse.training.experiments) count as one file, so they run in one worker, in
+# lesson order, and the later lesson finds the rows the earlier one trained.
+CACHE_GROUP = "lessons-sharing-the-training-cache"
+
+
+def _uses_training_cache(notebook) -> bool:
+    return any("experiments." in cell.source for cell in notebook.cells if cell.cell_type == "code")
+
+
+@functools.cache
+def _shares_training_cache(path: Path) -> bool:
+    if path.suffix != ".ipynb" or not path.is_file():
+        return False
+    import nbformat
+
+    return _uses_training_cache(nbformat.read(path, as_version=4))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile``, with the lessons that share the training cache as one file."""
+    from xdist.scheduler import LoadFileScheduling
+
+    class CourseScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return CACHE_GROUP if _shares_training_cache(config.rootpath / scope) else scope
+
+    return CourseScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
-    """Mark as ``slow`` the lessons, the sandbox tests and ``SLOW_TESTS`` (see README)."""
+    """Mark as ``slow`` the lessons, the sandbox tests and ``SLOW_TESTS`` (see README); under
+    pytest-xdist, the lessons first."""
     files = {prefix.split("::")[0] for prefix in SLOW_TESTS}
     missing = sorted(f for f in files if not (config.rootpath / f).is_file())
     if missing:  # a renamed test file would silently join the fast loop
@@ -72,6 +112,12 @@ def pytest_collection_modifyitems(config, items):
             or item.nodeid.startswith(SLOW_TESTS)
         ):
             item.add_marker(pytest.mark.slow)
+    if config.getoption("dist", "no") != "no":
+        # the longest work first (the lessons, those sharing the cache first: the longest chain),
+        # so that the short test files fill the end; xdist keeps this order (--no-loadscope-reorder)
+        items.sort(
+            key=lambda item: (item.path.suffix != ".ipynb", not _shares_training_cache(item.path))
+        )
 
 
 SLOW_SECONDS = 5.0

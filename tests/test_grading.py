@@ -7,13 +7,13 @@ test_grading_lessons.py.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from conftest import load_fixture
 from dlcourse.grading import leaks, merge
 from dlcourse.grading import nbformat_grading as fmt
 from dlcourse.grading.course import Course, collect, safe_name
@@ -24,14 +24,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "grading"
 LESSON = "00_fixture"
 
 
-def _hostile():
-    spec = importlib.util.spec_from_file_location("grading_hostile_unit", FIXTURES / "hostile.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-hostile = _hostile()
+hostile = load_fixture("hostile")
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,8 @@ from dlcourse.grading.course import Course
 sys.path.insert(0, str(Path(__file__).parent))
 from test_grading_sandbox import FIXTURES, LESSON, require_sandbox  # noqa: E402
 
+from conftest import load_fixture  # noqa: E402
+
 sys.path.pop(0)
 
 pytestmark = pytest.mark.sandbox
@@ -46,16 +48,7 @@ TIMEOUT = 30
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _spec_module(name: str):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"grading_{name}", FIXTURES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-isolation = _spec_module("isolation")
+isolation = load_fixture("isolation")
 
 
 def grader_user() -> tuple[int, int] | None:

@@ -11,7 +11,6 @@ import base64
 import copy
 import csv
 import html
-import importlib.util
 import os
 import re
 import struct
@@ -24,16 +23,13 @@ import nbformat
 import pytest
 from test_grading_sandbox import FIXTURES, LESSON, require_sandbox
 
+from conftest import load_fixture
 from dlcourse.grading import feedback, leaks
 from dlcourse.grading import nbformat_grading as fmt
 from dlcourse.grading.course import Course, collect, linked, look_alikes, student_id
 from dlcourse.grading.grade import Row, csv_cell, write_csv
 
-hostile_spec = importlib.util.spec_from_file_location(
-    "output_payloads", FIXTURES / "output_payloads.py"
-)
-payloads = importlib.util.module_from_spec(hostile_spec)
-hostile_spec.loader.exec_module(payloads)
+payloads = load_fixture("output_payloads")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import hashlib
-import importlib.util
 import json
 import os
 import re
@@ -24,6 +23,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from conftest import load_fixture
 from dlcourse.grading import leaks, merge
 from dlcourse.grading import nbformat_grading as fmt
 from dlcourse.grading.course import Course
@@ -37,14 +37,7 @@ LESSON = "00_fixture"
 TIMEOUT = 10
 
 
-def _hostile():
-    spec = importlib.util.spec_from_file_location("grading_hostile", FIXTURES / "hostile.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-hostile = _hostile()
+hostile = load_fixture("hostile")
 
 
 def require_sandbox() -> str:

@@ -14,7 +14,6 @@ with status ``graded``.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import re
 import tempfile
 from pathlib import Path
@@ -23,6 +22,7 @@ import nbformat
 import pytest
 from test_grading_sandbox import require_sandbox
 
+from conftest import load_fixture
 from dlcourse.grading import merge
 from dlcourse.grading import nbformat_grading as fmt
 from dlcourse.grading.autograde import score_tests
@@ -36,14 +36,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "grading"
 LESSONS = ("00_fixture", "checks_fixture")
 
 
-def _tamper():
-    spec = importlib.util.spec_from_file_location("grading_tamper", FIXTURES / "tamper.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tamper = _tamper()
+tamper = load_fixture("tamper")
 
 
 @pytest.fixture(scope="module")

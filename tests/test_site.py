@@ -6,8 +6,10 @@ skipped without them, except in CI (``CI`` set), where it fails instead.
 """
 
 import base64
+import contextlib
 import functools
 import http.server
+import io
 import json
 import os
 import shutil
@@ -39,30 +41,42 @@ def _pngs(cell) -> list[bytes]:
     ]
 
 
-def test_run_keeps_figures_even_when_the_caller_set_agg(tmp_path, monkeypatch):
-    # the suite (root conftest.py) sets MPLBACKEND=Agg for nbval; the runner's kernels must still
-    # draw every figure into the executed copy
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    lesson = runner.discover(SITE_FIXTURES)[0]
-    result = runner.run_lesson(lesson, tmp_path, fast=True, progress=False)
-    assert result.status == "passed", result.error
-    nb = nbformat.read(result.executed, as_version=4)
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """``dlcourse site`` run once on lesson 02 and the maths-and-figures fixture: (exit code,
+    its output, the site folder). The tests below read it; the browser test opens it.
+
+    Run with MPLBACKEND=Agg set, as the suite (root conftest.py) sets it for nbval: the runner's
+    kernels must still draw every figure into the executed copies.
+    """
+    pytest.importorskip(
+        "myst_nb", reason="the site extra is not installed: pip install -e '.[site]'"
+    )
+    lessons = tmp_path_factory.mktemp("lessons")
+    shutil.copy(runner.select(["02"])[0].path, lessons)
+    shutil.copy(SITE_FIXTURES / "01_maths_and_figures.ipynb", lessons)
+    out = tmp_path_factory.mktemp("site")
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(io.StringIO()) as said:
+        patch.setenv("MPLBACKEND", "Agg")
+        code = cli.main(["site", "--lessons-dir", str(lessons), "--out", str(out), "--quiet"])
+    return code, said.getvalue(), out
+
+
+@pytest.fixture
+def fixture_run(built) -> Path:
+    """The folder of the lessons' executed copies (``dlcourse run``'s layout)."""
+    return built[2] / "run"
+
+
+def test_run_keeps_figures_even_when_the_caller_set_agg(fixture_run):
+    nb = nbformat.read(fixture_run / "01_maths_and_figures.ipynb", as_version=4)
     (figure_cell,) = _figure_cells(nb)
     (png,) = _pngs(figure_cell)
     assert png.startswith(b"\x89PNG") and len(png) > 1000
 
 
-def _executed_fixture(tmp_path) -> tuple[list, Path]:
-    lessons = runner.discover(SITE_FIXTURES)
-    run_dir = tmp_path / "run"
-    report = runner.run(lessons, run_dir, fast=True, progress=False)
-    assert all(r["status"] == "passed" for r in report["lessons"].values()), report
-    return lessons, run_dir
-
-
-def test_student_page_stubs_solutions_and_drops_their_outputs(tmp_path):
-    _, run_dir = _executed_fixture(tmp_path)
-    executed = nbformat.read(run_dir / "01_maths_and_figures.ipynb", as_version=4)
+def test_student_page_stubs_solutions_and_drops_their_outputs(fixture_run):
+    executed = nbformat.read(fixture_run / "01_maths_and_figures.ipynb", as_version=4)
     page = site.student_page(executed)
     text = json.dumps(page)
     assert SOLUTION_LINE not in text and HIDDEN_LINE not in text
@@ -94,17 +108,11 @@ def test_leak_scan_finds_a_line_split_by_highlighting(tmp_path):
 
 
 @pytest.mark.slow
-def test_site_command_builds_pages_without_solutions(tmp_path, capsys, monkeypatch):
-    pytest.importorskip(
-        "myst_nb", reason="the site extra is not installed: pip install -e '.[site]'"
-    )
-    code = cli.main(
-        ["site", "--lessons-dir", str(SITE_FIXTURES), "--out", str(tmp_path), "--quiet"]
-    )
-    out = capsys.readouterr()
-    assert code == 0, out.err
-    html = tmp_path / "html"
-    assert "Site of 1 lesson(s) built" in out.out
+def test_site_command_builds_pages_without_solutions(built):
+    code, said, out = built
+    assert code == 0, said
+    html = out / "html"
+    assert "Site of 2 lesson(s) built" in said
     index = (html / "index.html").read_text()
     assert "Maths and figures" in index and "answer=42" in index
     page = (html / "01_maths_and_figures.html").read_text()
@@ -115,11 +123,14 @@ def test_site_command_builds_pages_without_solutions(tmp_path, capsys, monkeypat
             assert "secret_twice_value" not in text and "double(-21)" not in text, path
     assert (html / "_static" / "mathjax" / "tex-mml-chtml.js").is_file()
 
+
+@pytest.mark.slow
+def test_site_build_refuses_pages_with_solutions(tmp_path, monkeypatch, fixture_run):
     # the guard: pages built from the instructor's notebook (solutions in) fail the build
     monkeypatch.setattr(site, "student_page", lambda nb: nb)
     lessons = runner.discover(SITE_FIXTURES)
     with pytest.raises(site.SiteLeak, match=r"01_maths_and_figures\.html: 'secret_twice_value"):
-        site.build(lessons, tmp_path / "leaky", run_dir=tmp_path / "run")
+        site.build(lessons, tmp_path / "leaky", run_dir=fixture_run)
 
 
 def _require_chromium():
@@ -196,19 +207,15 @@ else { MathJax.startup.promise.then(() => done(document.querySelectorAll('mjx-co
 
 
 @pytest.mark.slow
-def test_site_in_headless_chromium(tmp_path, chromium, served):
-    """A FAST site of lesson 02 and the maths fixture, every page opened in Chromium."""
-    pytest.importorskip(
-        "myst_nb", reason="the site extra is not installed: pip install -e '.[site]'"
-    )
-    lessons = runner.select(["02"]) + runner.discover(SITE_FIXTURES)
-    result = site.build(lessons, tmp_path / "site", fast=True, progress=False)
-    assert result.failed == []
-    executed = nbformat.read(tmp_path / "site" / "run" / "02_vision_tasks.ipynb", as_version=4)
+def test_site_in_headless_chromium(built, chromium, served):
+    """The FAST site of lesson 02 and the maths fixture, every page opened in Chromium."""
+    code, said, out = built
+    assert code == 0, said
+    executed = nbformat.read(out / "run" / "02_vision_tasks.ipynb", as_version=4)
     figure_cells = _figure_cells(executed)
     assert len(figure_cells) >= 3 and all(_pngs(c) for c in figure_cells)
 
-    html = result.html_dir
+    html = out / "html"
     base = served(html)
     pages = sorted(p.relative_to(html).as_posix() for p in html.glob("*.html"))
     assert {"index.html", "02_vision_tasks.html", "01_maths_and_figures.html"} <= set(pages)

@@ -6,6 +6,7 @@ red. These tests start such a kernel (a clean environment, only ``DLCOURSE_FAST`
 ``DLCOURSE_CACHE`` of the course's variables) and run the cells a student runs first.
 """
 
+import asyncio
 import os
 import sys
 from pathlib import Path
@@ -36,20 +37,24 @@ def plain_environment() -> dict:
     return env
 
 
-def run_plain(sources: list[str], cwd: Path, **env_changes) -> tuple[list, Exception | None]:
+async def run_plain_async(sources: list[str], cwd: Path) -> tuple[list, Exception | None]:
     """Execute ``sources`` as cells of one notebook in a fresh plain kernel; (cells, error)."""
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
-    env = {**plain_environment(), **env_changes}
     client = NotebookClient(
         nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
     )
     error = None
     try:
-        client.execute(env=env)  # no stderr= : the kernel's descriptor 2 goes to the notebook
+        # no stderr= : the kernel's descriptor 2 goes to the notebook
+        await client.async_execute(env=plain_environment())
     except CellExecutionError as exc:
         error = exc
     return nb.cells, error
+
+
+def run_plain(sources: list[str], cwd: Path) -> tuple[list, Exception | None]:
+    return asyncio.run(run_plain_async(sources, cwd))
 
 
 def stream_lines(cells) -> list[str]:
@@ -72,12 +77,31 @@ STUDENT_CELL = "import keras\nimport tensorflow as tf\ntf.config.list_physical_d
 SETTLE = "import time\ntime.sleep(1)"  # C++ lines written late still reach a cell
 
 
+@pytest.fixture(scope="module")
+def first_cells() -> dict:
+    """Every lesson's setup and parameters cells, each lesson in its own plain kernel, two
+    kernels at a time (a kernel mostly waits on its start and the TensorFlow import):
+    {lesson: (cells, error)}."""
+
+    async def run_all():
+        slots = asyncio.Semaphore(2)
+
+        async def one(lesson):
+            nb = nbformat.read(lesson, as_version=4)
+            async with slots:
+                return await run_plain_async(
+                    [tagged(nb, "setup"), tagged(nb, "parameters"), STUDENT_CELL, SETTLE],
+                    lesson.parent,
+                )
+
+        return dict(zip(LESSONS, await asyncio.gather(*map(one, LESSONS)), strict=True))
+
+    return asyncio.run(run_all())
+
+
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.name[:2])
-def test_setup_cells_are_silent_in_a_plain_kernel(lesson):
-    nb = nbformat.read(lesson, as_version=4)
-    cells, error = run_plain(
-        [tagged(nb, "setup"), tagged(nb, "parameters"), STUDENT_CELL, SETTLE], lesson.parent
-    )
+def test_setup_cells_are_silent_in_a_plain_kernel(first_cells, lesson):
+    cells, error = first_cells[lesson]
     assert error is None, error
     assert not [o for c in cells for o in c.outputs if o.get("name") == "stderr"]
     setup, parameters, *rest = cells

@@ -22,16 +22,49 @@ def _cmd_lessons(args) -> int:
     return 0
 
 
-def _cmd_run(args) -> int:
-    from dlcourse.course.runner import format_table, run, select
+def _selected(command: str, args):
+    """The lessons ``args`` name (all when none), or 2 after saying on stderr what was wrong."""
+    from dlcourse.course.runner import select
 
     try:
         lessons = select(args.lessons, args.lessons_dir)
     except ValueError as exc:
-        print(f"dlcourse run: {exc}", file=sys.stderr)
+        print(f"dlcourse {command}: {exc}", file=sys.stderr)
         return 2
     if not lessons:
-        print("dlcourse run: no lessons found.", file=sys.stderr)
+        print(f"dlcourse {command}: no lessons found.", file=sys.stderr)
+        return 2
+    return lessons
+
+
+def _expected_figures(args, lessons):
+    """The figures table ``dlcourse run`` holds the lessons to: None (not checked) or the table."""
+    from dlcourse.course import figures
+
+    if args.no_figures:
+        return None
+    path = Path(args.figures) if args.figures else figures.figures_path(lessons[0].path.parent)
+    if not path.is_file():
+        if args.figures:
+            raise figures.FiguresError(f"Expected a figures file. Received: {path} (not a file)")
+        return None
+    return figures.load(path)
+
+
+def _cmd_run(args) -> int:
+    from dlcourse.course.figures import FiguresError
+    from dlcourse.course.runner import format_table, run
+
+    lessons = _selected("run", args)
+    if not isinstance(lessons, list):
+        return lessons
+    if args.threads is not None and args.threads < 1:
+        print(f"dlcourse run: expected --threads ≥ 1. Received: {args.threads}", file=sys.stderr)
+        return 2
+    try:
+        expected = _expected_figures(args, lessons)
+    except FiguresError as exc:
+        print(f"dlcourse run: {exc}", file=sys.stderr)
         return 2
     mode = "FAST" if args.fast else ("full" if args.fast is False else "environment's")
     print(
@@ -39,10 +72,22 @@ def _cmd_run(args) -> int:
         file=sys.stderr,
     )
     report = run(
-        lessons, args.out, fast=args.fast, cell_timeout=args.cell_timeout, progress=not args.quiet
+        lessons,
+        args.out,
+        fast=args.fast,
+        cell_timeout=args.cell_timeout,
+        progress=not args.quiet,
+        threads=args.threads,
+        expected=expected,
     )
     print(format_table(report))
     print(f"\nResults: {Path(args.out) / 'results.json'}")
+    regressed = [n for n, r in report["lessons"].items() if r["status"] == "regressed"]
+    if regressed:
+        print(
+            f"Figures off their expected values (figures.toml) in: {', '.join(regressed)}. "
+            "After an intended change: dlcourse figures update RUN_DIR (docs/figures.md)."
+        )
     if args.readme:
         from dlcourse.course.runner import lesson_table, update_readme
 
@@ -53,16 +98,10 @@ def _cmd_run(args) -> int:
 
 def _cmd_site(args) -> int:
     from dlcourse.course import site
-    from dlcourse.course.runner import select
 
-    try:
-        lessons = select(args.lessons, args.lessons_dir)
-    except ValueError as exc:
-        print(f"dlcourse site: {exc}", file=sys.stderr)
-        return 2
-    if not lessons:
-        print("dlcourse site: no lessons found.", file=sys.stderr)
-        return 2
+    lessons = _selected("site", args)
+    if not isinstance(lessons, list):
+        return lessons
     try:
         result = site.build(
             lessons,
@@ -82,6 +121,47 @@ def _cmd_site(args) -> int:
     if result.failed:
         print(f"Lessons that failed (their pages show it): {', '.join(result.failed)}")
         return 1
+    return 0
+
+
+def _cmd_figures(args) -> int:
+    from dlcourse.course import figures
+    from dlcourse.course.runner import default_lessons_dir
+
+    path = Path(args.file) if args.file else figures.figures_path(default_lessons_dir())
+    try:
+        runs = figures.read_runs(args.runs)
+        table = figures.load(path) if path.is_file() else {}
+        if args.action == "check":
+            bad = 0
+            for run in runs:
+                for lesson, figs in run.lessons.items():
+                    problems = figures.check(lesson, figs, table)
+                    bad += bool(problems)
+                    print(f"{run.source}: {lesson}: " + ("; ".join(problems) or "ok"))
+            return 1 if bad else 0
+        new = figures.update(
+            table,
+            runs,
+            lessons=args.lesson,
+            floor=figures.FLOOR if args.floor is None else args.floor,
+            spread_factor=figures.SPREAD_FACTOR
+            if args.spread_factor is None
+            else args.spread_factor,
+        )
+    except figures.FiguresError as exc:
+        print(f"dlcourse figures: {exc}", file=sys.stderr)
+        return 2
+    sources = [
+        f"{run.source}: {run.environment.get('cpu', '?')}, "
+        f"{run.environment.get('threads') or 'default'} threads, "
+        f"tensorflow {run.environment.get('tensorflow', '?')}"
+        for run in runs
+    ]
+    header = figures.HEADER + "From the runs:\n" + "\n".join(f"  {s}" for s in sources)
+    path.write_text(figures.dumps(new, header))
+    changed = sorted(k for k in new if new[k] != table.get(k))
+    print(f"{path}: {len(new)} lesson(s); updated: {', '.join(changed) or 'none'}")
     return 0
 
 
@@ -159,7 +239,53 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="README.md",
         help="also rewrite the lesson table between the markers of this README",
     )
+
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="TensorFlow threads in each kernel (TF_NUM_INTRAOP/INTEROP_THREADS; default: one per core)",
+    )
+    figs = p.add_mutually_exclusive_group()
+    figs.add_argument(
+        "--figures",
+        default=None,
+        metavar="FILE",
+        help="hold the figures to this file (default: figures.toml beside the lessons, if any)",
+    )
+    figs.add_argument(
+        "--no-figures", action="store_true", help="do not check the figures against a file"
+    )
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "figures", help="check runs' figures against figures.toml, or update it from runs"
+    )
+    p.add_argument("action", choices=("check", "update"), help="check or update the file")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="`dlcourse run --out` folders")
+    p.add_argument(
+        "--file", default=None, help="the figures file (default: the lessons' figures.toml)"
+    )
+    p.add_argument(
+        "--lesson",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="update only this lesson (full name, e.g. 04_naive_fcn; repeatable)",
+    )
+    p.add_argument(
+        "--floor",
+        type=float,
+        default=None,
+        help="smallest tolerance, absolute below 1 and relative above (default 0.02)",
+    )
+    p.add_argument(
+        "--spread-factor",
+        type=float,
+        default=None,
+        help="tolerance = this × (max - min over the runs), at least the floor (default 2)",
+    )
+    p.set_defaults(func=_cmd_figures)
 
     p = sub.add_parser("site", help="build the course website from the executed lessons")
     p.add_argument(

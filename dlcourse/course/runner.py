@@ -23,10 +23,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from dlcourse.course.figures import Table
+from dlcourse.course.figures import check as check_figures
 from dlcourse.course.readme import replace_block
 from dlcourse.course.results import RESULTS_FILE_ENV
 
 LESSONS_DIR_ENV = "DLCOURSE_LESSONS_DIR"
+# TensorFlow reads these when it creates its thread pools (figures differ slightly between thread counts)
+THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 _LESSON_FILE = re.compile(r"^(\d\d)_([a-z0-9_]+)\.ipynb$")
 
@@ -46,11 +50,12 @@ class Lesson:
 class LessonResult:
     """What running one lesson gave."""
 
-    status: str  # "passed" | "failed"
+    status: str  # "passed" | "failed" (a cell failed) | "regressed" (a figure broke figures.toml)
     seconds: float
     figures: dict = field(default_factory=dict)
     error: dict | None = None  # {"cell": index, "ename": ..., "evalue": ...}
     executed: str | None = None  # path of the executed copy
+    figure_problems: list[str] = field(default_factory=list)  # against the expected figures
 
 
 def default_lessons_dir() -> Path:
@@ -141,6 +146,7 @@ def run_lesson(
     fast: bool | None = None,
     cell_timeout: int = 900,
     progress: bool = True,
+    threads: int | None = None,
 ) -> LessonResult:
     """Execute one lesson in a fresh kernel and return its result (never raises for a lesson error).
 
@@ -150,6 +156,8 @@ def run_lesson(
         fast: ``True``/``False`` set ``DLCOURSE_FAST`` for the kernel; ``None`` inherits it.
         cell_timeout: seconds one cell may take before it is interrupted and the lesson fails.
         progress: print a progress line to stderr.
+        threads: TensorFlow's intra- and inter-op threads in the kernel (``THREAD_VARIABLES``);
+            ``None`` leaves TensorFlow's default (one per core) or an inherited setting.
     """
     import nbformat
     from nbclient import NotebookClient
@@ -176,6 +184,8 @@ def run_lesson(
         env["MPLBACKEND"] = INLINE_BACKEND
         if fast is not None:
             env["DLCOURSE_FAST"] = "1" if fast else "0"
+        if threads is not None:
+            env.update(dict.fromkeys(THREAD_VARIABLES, str(threads)))
         client = NotebookClient(
             nb,
             timeout=cell_timeout,
@@ -223,8 +233,14 @@ def run(
     fast: bool | None = None,
     cell_timeout: int = 900,
     progress: bool = True,
+    threads: int | None = None,
+    expected: Table | None = None,
 ) -> dict:
-    """Run ``lessons`` in order, write ``out_dir/results.json`` and return its content."""
+    """Run ``lessons`` in order, write ``out_dir/results.json`` and return its content.
+
+    With ``expected`` (``figures.load`` of a figures file), a lesson whose cells all ran but whose
+    figures break it gets the status "regressed" and its ``figure_problems``.
+    """
     from dlcourse.config import environment, fast_mode
 
     out_dir = Path(out_dir)
@@ -232,16 +248,40 @@ def run(
     env = environment()
     # the kernels inherit this environment: they decide FAST with the same parser
     env["fast"] = bool(fast) if fast is not None else fast_mode()
+    env["threads"] = threads if threads is not None else os.environ.get(THREAD_VARIABLES[0])
+    env["cpu"] = cpu_model()
     report = {"lessons": {}, "environment": env}
     for lesson in lessons:
         result = run_lesson(
-            lesson, out_dir, fast=fast, cell_timeout=cell_timeout, progress=progress
+            lesson,
+            out_dir,
+            fast=fast,
+            cell_timeout=cell_timeout,
+            progress=progress,
+            threads=threads,
         )
+        if expected is not None and result.status == "passed":
+            result.figure_problems = check_figures(lesson.name, result.figures, expected)
+            if result.figure_problems:
+                result.status = "regressed"
         report["lessons"][lesson.name] = asdict(result)
         (out_dir / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     (out_dir / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     (out_dir / "results.md").write_text(format_table(report, markdown=True) + "\n")
     return report
+
+
+def cpu_model() -> str:
+    """The processor's model name (Linux), else the platform's description of it."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def format_figures(figures: dict) -> str:
@@ -264,6 +304,8 @@ def format_table(report: dict, *, markdown: bool = False) -> str:
             figures = f"{where}: {err.get('ename')}: {str(err.get('evalue'))[:80]}" + (
                 f"; {figures}" if figures else ""
             )
+        elif res.get("figure_problems"):
+            figures = "figures.toml: " + "; ".join(res["figure_problems"])
         rows.append((name, res["status"], f"{res['seconds']:.1f}", figures))
     total = sum(res["seconds"] for res in report["lessons"].values())
     failed = sum(res["status"] != "passed" for res in report["lessons"].values())
