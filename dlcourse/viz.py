@@ -420,3 +420,117 @@ def show_scene_tasks(scene, class_names=None):
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     _legend(fig, ("background", *names))
     return fig
+
+
+def _stage(layer_name: str) -> str:
+    """The stage a layer belongs to: its name up to the first ``_`` (``enc1_conv`` → ``enc1``)."""
+    return layer_name.split("_")[0]
+
+
+def model_stages(model, input_size=(32, 32)) -> list[dict]:
+    """The stages of a functional model, in order, with what each computes at one input size.
+
+    A *stage* is the run of layers whose names share the prefix before the first ``_`` (the
+    course's builders name layers ``enc1_conv``, ``enc1_bn``, ``enc1_relu``, ``down1_pool``, …).
+
+    Args:
+        model: a functional ``keras.Model`` with one input ``(None, None, channels)`` or of a
+            fixed size.
+        input_size: ``(height, width)`` of the image the shapes are computed for.
+
+    Returns:
+        A list of dicts, input first: ``name``, ``layers`` (layer class names), ``shape``
+        (``(height, width, channels)`` of the stage's output), ``params``, ``inputs`` (names of
+        the earlier stages it reads from).
+    """
+    from dlcourse.models.graph import layer_calls
+
+    try:
+        calls = list(layer_calls(model))
+    except (AttributeError, ValueError):  # a model without a graph (unbuilt Sequential)
+        calls = []
+    if not calls:
+        raise ValueError(f"Expected a functional model with layers. Received: {model!r}")
+    owner, stages = {}, {}
+    for layer, node in calls:
+        name = _stage(layer.name)
+        stage = stages.setdefault(name, {"name": name, "layers": [], "params": 0, "inputs": []})
+        stage["layers"].append(type(layer).__name__)
+        stage["params"] += layer.count_params() if layer.built else 0
+        for tensor in node.input_tensors:
+            source = owner.get(id(tensor))
+            if source is not None and source != name and source not in stage["inputs"]:
+                stage["inputs"].append(source)
+        for tensor in node.outputs:
+            owner[id(tensor)] = name
+        stage["output"] = node.outputs[0]
+    ordered = list(stages.values())
+    import keras
+
+    probe = keras.Model(model.inputs, [s.pop("output") for s in ordered])
+    channels = model.inputs[0].shape[-1]
+    outputs = probe([np.zeros((1, *input_size, channels), "float32")])
+    for stage, out in zip(ordered, outputs, strict=True):
+        stage["shape"] = tuple(int(v) for v in out.shape[1:])
+    return ordered
+
+
+def draw_model(model, input_size=(32, 32), title: str | None = None):
+    """Draw a functional model as a row of stages: box height ∝ resolution, width ∝ channels.
+
+    Each stage of :func:`model_stages` is a box labelled with its name, its layers and its
+    output ``height×width×channels``; its height is proportional to the output height, so an
+    encoder–decoder draws as a V (down, then up again) and a same-resolution network as a flat
+    band. Arrows join consecutive stages; a connection that jumps over stages (the switches of
+    a max unpooling, a skip connection) is drawn as an arc above the boxes.
+
+    Args:
+        model: a functional ``keras.Model`` (e.g. from :func:`dlcourse.models.build_encoder_decoder`).
+        input_size: ``(height, width)`` the shapes are computed for.
+        title: figure title; default the model's name.
+
+    Returns:
+        The ``Figure`` (one axes; one rectangle per stage, in order).
+    """
+    stages = model_stages(model, input_size)
+    tallest = max(s["shape"][0] for s in stages)
+    widest = max(s["shape"][-1] for s in stages)
+    width = 1.6
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.25 * len(stages)), 4.2))
+    centres, top = {}, 2.3
+    for i, stage in enumerate(stages):
+        h, w, c = stage["shape"]
+        height = 2.0 * h / tallest
+        box = width * (0.35 + 0.65 * c / widest)
+        x = i * 2.0
+        centres[stage["name"]] = x
+        ax.add_patch(
+            Rectangle((x - box / 2, -height / 2), box, height, facecolor="tab:blue", alpha=0.35)
+        )
+        kinds = sorted(set(stage["layers"]), key=stage["layers"].index)
+        label = "\n".join(k.replace("Normalization", "Norm") for k in kinds)
+        ax.text(x, 1.15, stage["name"], ha="center", va="bottom", fontsize=8, weight="bold")
+        ax.text(x, -1.15, f"{h}×{w}×{c}\n{label}", ha="center", va="top", fontsize=6.5)
+    for i, stage in enumerate(stages):
+        for source in stage["inputs"]:
+            x0, x1 = centres[source], centres[stage["name"]]
+            if i > 0 and source == stages[i - 1]["name"]:
+                ax.annotate("", (x1 - 0.55, 0), (x0 + 0.55, 0), arrowprops={"arrowstyle": "->"})
+            else:
+                top = max(top, 1.6 + 0.14 * abs(x1 - x0))
+                ax.annotate(
+                    "",
+                    (x1, 1.05),
+                    (x0, 1.05),
+                    arrowprops={
+                        "arrowstyle": "->",
+                        "color": "tab:red",
+                        "connectionstyle": "arc3,rad=-0.25",
+                    },
+                )
+    ax.set_xlim(-1.2, 2.0 * (len(stages) - 1) + 1.2)
+    ax.set_ylim(-2.6, top)
+    ax.set_axis_off()
+    ax.set_title(title or model.name, fontsize=10)
+    fig.tight_layout()
+    return fig

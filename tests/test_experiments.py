@@ -168,7 +168,7 @@ def test_comparison_budget_and_data():
     fast = comparison_budget(True)
     assert fast == COMPARISON_BUDGETS["fast"] and fast is not COMPARISON_BUDGETS["fast"]
     assert comparison_budget(False)["image_size"] > fast["image_size"]
-    budget = {**fast, "image_size": 16, "n_train": 4, "n_val": 3}
+    budget = {**fast, "image_size": 16, "size_range": (4, 8), "n_train": 4, "n_val": 3}
     train, val = comparison_data(budget)
     again, _ = comparison_data(budget)
     assert train.images.shape == (4, 16, 16, 3) and val.images.shape == (3, 16, 16, 3)
@@ -234,3 +234,66 @@ def test_cache_summary_and_clear_touch_only_the_caches_files(tmp_path, monkeypat
     assert "1 trained rows, 0 models" in capsys.readouterr().out
     assert cli.main(["cache", "--clear"]) == 0
     assert "cleared" in capsys.readouterr().out and cache_summary(tmp_path)["rows"] == 0
+
+
+def test_new_methods_are_the_variants_they_name():
+    k4 = build_segmenter("transpose_k4", 4, filters=(4, 8))
+    assert k4.get_layer("up1_transpose").get_config()["kernel_size"] == (4, 4)
+    k3 = build_segmenter("transpose", 4, filters=(4, 8))
+    assert k3.get_layer("up1_transpose").get_config()["kernel_size"] == (3, 3)
+    strided = build_segmenter("strided_conv", 4, filters=(4, 8))
+    assert strided.get_layer("down1_conv").get_config()["strides"] == (2, 2)
+    assert not any("pool" in layer.name for layer in strided.layers)
+    assert any(layer.name == "up1_nearest" for layer in strided.layers)
+
+
+def test_seeds_share_a_compiled_model_and_match_separate_runs(tiny, tmp_path):
+    train, val = tiny
+    kwargs = {"epochs": 2, "batch_size": 4, "filters": (4, 8), "show_progress": False}
+    both = compare_upsampling(["nearest"], train, val, seeds=[1, 2], **kwargs)
+    assert [(r["method"], r["seed"]) for r in both] == [("nearest", 1), ("nearest", 2)]
+    (alone,) = compare_upsampling(["nearest"], train, val, seed=2, **kwargs)
+    # the second seed ran on the first one's compiled model: same numbers as a fresh model
+    assert both[1]["history"]["loss"] == alone["history"]["loss"]
+    np.testing.assert_array_equal(both[1]["prediction"], alone["prediction"])
+    assert both[0]["history"]["loss"] != both[1]["history"]["loss"]
+    # each seed is its own cache row
+    cached = compare_upsampling(["nearest"], train, val, seeds=[1, 2], cache_dir=tmp_path, **kwargs)
+    again = compare_upsampling(["nearest"], train, val, seeds=[2], cache_dir=tmp_path, **kwargs)
+    assert again[0]["cached"] and again[0]["seed"] == 2
+    assert again[0]["history"] == cached[1]["history"]
+    assert cached[1]["history"]["loss"] == both[1]["history"]["loss"]
+    with pytest.raises(ValueError, match="seed"):
+        compare_upsampling(["nearest"], train, val, seeds=[], **kwargs)
+
+
+def test_seed_summary_beats_and_tiers():
+    from dlcourse.training.experiments import beats, format_summary, ranking_tiers, seed_summary
+
+    rows = [
+        {"method": m, "seed": s, "mean_iou": v}
+        for m, values in {"ed": [0.7, 0.72, 0.74], "naive": [0.3, 0.4, 0.35]}.items()
+        for s, v in enumerate(values)
+    ]
+    summary = seed_summary(rows)
+    assert list(summary) == ["ed", "naive"]
+    assert summary["ed"]["seeds"] == [0, 1, 2] and summary["ed"]["n"] == 3
+    assert abs(summary["naive"]["spread"] - 0.1) < 1e-9
+    assert beats(summary, "ed", "naive") and not beats(summary, "naive", "ed")
+    assert ranking_tiers(summary) == [["ed"], ["naive"]]
+    # overlapping seeds: one tier, whatever the means say
+    close = seed_summary(rows + [{"method": "naive", "seed": 3, "mean_iou": 0.71}])
+    assert ranking_tiers(close) == [["ed", "naive"]]
+    assert "± " in format_summary(summary, {"rf": {"ed": 32, "naive": 13}}).splitlines()[1]
+    with pytest.raises(ValueError, match="2 seeds"):
+        beats(seed_summary(rows[:1] + rows[3:]), "ed", "naive")
+
+
+def test_comparison_data_takes_object_sizes_from_the_budget():
+    from dlcourse.training.experiments import comparison_budget, comparison_data
+
+    budget = {**comparison_budget(True), "n_train": 6, "n_val": 2}
+    train, _ = comparison_data(budget)
+    smallest = min(int(b[2:].max()) for boxes in train.boxes for b in boxes)
+    assert smallest >= budget["size_range"][0] // 2  # occlusion may hide part of an object
+    assert max(len(boxes) for boxes in train.boxes) <= budget["objects"][1]

@@ -154,3 +154,34 @@ def test_functions_do_not_show(monkeypatch, single):
     viz.show_boxes(single.images, single.box)
     viz.plot_history({"loss": [1.0]})
     viz.show_scene_tasks(single[0])
+
+
+def test_model_stages_and_draw_model():
+    from dlcourse.models import build_encoder_decoder, build_naive_fcn
+
+    model = build_encoder_decoder(4, upsampling="max_unpool")
+    stages = viz.model_stages(model, (32, 32))
+    names = [s["name"] for s in stages]
+    assert names[:3] == ["image", "enc1", "down1"] and names[-1] == "classifier"
+    shapes = {s["name"]: s["shape"] for s in stages}
+    assert shapes["bottleneck"] == (8, 8, 64) and shapes["classifier"] == (32, 32, 4)
+    # the max unpooling reads the switches of its own pooling: an edge that jumps over stages
+    assert "down2" in next(s for s in stages if s["name"] == "up2")["inputs"]
+    assert sum(s["params"] for s in stages) == model.count_params()
+    fig = viz.draw_model(model, (32, 32))
+    ax = fig.axes[0]
+    boxes = [p for p in ax.patches if isinstance(p, Rectangle)]
+    assert len(boxes) == len(stages)
+    heights = {s["name"]: b.get_height() for s, b in zip(stages, boxes, strict=True)}
+    assert heights["bottleneck"] == heights["enc1"] / 4  # height follows the resolution
+    assert ax.get_title() == model.name
+    naive = viz.model_stages(build_naive_fcn(3, 8, 4), (16, 16))
+    assert {s["shape"][:2] for s in naive} == {(16, 16)}
+    with pytest.raises(ValueError, match="functional"):
+        viz.model_stages(keras_sequential_without_layers())
+
+
+def keras_sequential_without_layers():
+    import keras
+
+    return keras.Sequential()

@@ -47,8 +47,23 @@ from dlcourse.validate import positive_int
 
 keras = import_keras()
 
-METHODS = ("naive_fcn", *UPSAMPLING_METHODS)
-"""Every method :func:`build_segmenter` knows: the naive FCN, then the encoder–decoders."""
+METHODS = ("naive_fcn", *UPSAMPLING_METHODS, "transpose_k4", "strided_conv")
+"""Every method :func:`build_segmenter` knows: the naive FCN, the encoder–decoders with each
+upsampling (2×2 max pooling down), ``"transpose_k4"`` (``Conv2DTranspose`` with kernel 4
+instead of 3) and ``"strided_conv"`` (strided-convolution downsampling, nearest upsampling: it
+differs from ``"nearest"`` only in the way down)."""
+
+METHOD_DESCRIPTIONS = {
+    "naive_fcn": "naive FCN: 6 same-resolution 3×3 convs (lesson 04)",
+    "nearest": "max pool ↓, nearest-neighbour unpooling ↑",
+    "bed_of_nails": "max pool ↓, bed-of-nails unpooling ↑",
+    "max_unpool": "max pool ↓, max unpooling (switches) ↑",
+    "transpose": "max pool ↓, Conv2DTranspose 3×3 stride 2 ↑",
+    "resize_conv": "max pool ↓, nearest resize + 3×3 conv ↑",
+    "transpose_k4": "max pool ↓, Conv2DTranspose 4×4 stride 2 ↑",
+    "strided_conv": "3×3 conv stride 2 ↓, nearest-neighbour unpooling ↑",
+}
+"""One line per method: how it goes down and how it comes back up."""
 
 COLUMNS = ("method", "mean_iou", "boundary_f1", "params", "step_seconds")
 """The columns :func:`format_table` prints by default."""
@@ -56,30 +71,39 @@ COLUMNS = ("method", "mean_iou", "boundary_f1", "params", "step_seconds")
 
 COMPARISON_BUDGETS = {
     "fast": {
-        "image_size": 32,
-        "n_train": 2400,
-        "n_val": 200,
-        "epochs": 4,
+        "image_size": 24,
+        "size_range": (14, 22),
+        "objects": (1, 2),
+        "n_train": 640,
+        "n_val": 100,
+        "epochs": 3,
         "batch_size": 16,
         "learning_rate": 3e-3,
         "filters": (16, 32, 64),
+        "seeds": (0, 1, 2),
     },
     "full": {
         "image_size": 64,
+        "size_range": (28, 56),
+        "objects": (1, 2),
         "n_train": 6000,
         "n_val": 600,
         "epochs": 10,
         "batch_size": 16,
         "learning_rate": 3e-3,
         "filters": (16, 32, 64),
+        "seeds": (0, 1, 2),
     },
 }
 """The data and training budget every method gets in lessons 05 and 06, FAST and full mode.
 
-FAST (CI, grading, a 2-core CPU): 32×32 scenes, many images seen few times, which beat fewer
-images seen more often at the same cost. Full (a GPU, or a few minutes per encoder–decoder on a
-CPU and about four times that for the naive network): 64×64 scenes, objects of 16–32 pixels. How
-the FAST budget was chosen, with its timings: docs/MEASUREMENTS.md."""
+The objects (``size_range``, in pixels) are larger than the naive network's receptive field
+(13 pixels), so the comparison asks what lesson 04 set up: what does a network that cannot see
+a whole object get wrong? Every method is trained once per seed in ``seeds`` (the seed decides
+the initial weights and the order of the batches), so a ranking can be held against the
+seed-to-seed spread. FAST (CI, grading, a 2-core CPU): 24×24 scenes, 120 training steps, a
+few seconds per model.
+Full (a GPU): 64×64 scenes, objects twice as large, more data and epochs."""
 
 
 def comparison_budget(fast: bool) -> dict:
@@ -88,7 +112,8 @@ def comparison_budget(fast: bool) -> dict:
 
 
 def comparison_data(budget: dict, seed: int = SEED):
-    """``(train, val)`` scenes of a budget: default ``make_scenes`` settings, disjoint seeds.
+    """``(train, val)`` scenes of a budget, disjoint seeds; ``size_range`` and ``objects`` of
+    the budget when it has them, ``make_scenes``'s defaults otherwise.
 
     Example:
     >>> train, val = comparison_data({"image_size": 16, "n_train": 3, "n_val": 2})
@@ -97,9 +122,12 @@ def comparison_data(budget: dict, seed: int = SEED):
     """
     from dlcourse.data import make_scenes
 
-    size = budget["image_size"]
-    train = make_scenes(budget["n_train"], image_size=size, seed=seed)
-    val = make_scenes(budget["n_val"], image_size=size, seed=seed + 1)
+    scene = {"image_size": budget["image_size"]}
+    for key in ("size_range", "objects"):
+        if budget.get(key) is not None:
+            scene[key] = tuple(budget[key])
+    train = make_scenes(budget["n_train"], seed=seed, **scene)
+    val = make_scenes(budget["n_val"], seed=seed + 1, **scene)
     return train, val
 
 
@@ -115,9 +143,10 @@ def build_segmenter(
     """The segmentation model of one upsampling ``method`` (uncompiled, softmax output).
 
     Args:
-        method: one of ``METHODS``: ``"naive_fcn"`` (no down- or upsampling at all) or an
+        method: one of ``METHODS``: ``"naive_fcn"`` (no down- or upsampling at all), an
             ``upsampling=`` value of :func:`dlcourse.models.build_encoder_decoder` (max-pooling
-            encoder, no skip connections, BatchNorm momentum 0.9).
+            encoder, no skip connections, BatchNorm momentum 0.9), ``"transpose_k4"`` or
+            ``"strided_conv"`` (see ``METHOD_DESCRIPTIONS``).
         num_classes: ``C + 1`` segmentation classes.
         filters: channels per level of the encoder–decoders.
         naive_depth, naive_width: convolutions and filters of the naive FCN (with BatchNorm).
@@ -131,8 +160,13 @@ def build_segmenter(
         raise ValueError(f"Expected method one of {METHODS}. Received: method={method!r}")
     if method == "naive_fcn":
         return build_naive_fcn(naive_depth, naive_width, num_classes, input_shape, batch_norm=True)
+    options = {"upsampling": method}
+    if method == "transpose_k4":
+        options = {"upsampling": "transpose", "up_kernel_size": 4}
+    elif method == "strided_conv":
+        options = {"upsampling": "nearest", "downsampling": "strided_conv"}
     return build_encoder_decoder(
-        num_classes, filters=tuple(filters), upsampling=method, input_shape=input_shape
+        num_classes, filters=tuple(filters), input_shape=input_shape, **options
     )
 
 
@@ -166,6 +200,7 @@ def train_segmenter(
     learning_rate: float = 3e-3,
     seed: int = SEED,
     tolerance: int = 1,
+    recompile: bool = True,
 ) -> dict:
     """Train ``model`` with the course's recipe and measure it on ``val``.
 
@@ -185,6 +220,9 @@ def train_segmenter(
         seed: seeds Keras (shuffling) before ``fit``; build the model after seeding too, for
             reproducible initial weights (:func:`compare_upsampling` does).
         tolerance: pixels of slack of :func:`dlcourse.metrics.boundary_f1`.
+        recompile: ``False`` keeps the compilation of a model this function trained before
+            (its traced training step is reused: seconds saved per run) after the caller reset
+            its weights; the optimizer's state is reset here. Same numbers as a fresh model.
 
     Returns:
         A dict: ``mean_iou``, ``boundary_f1``, ``pixel_accuracy`` (on ``val``, after the last
@@ -200,11 +238,14 @@ def train_segmenter(
     x, y = _arrays(train, "train")
     xv, yv = _arrays(val, "val")
     num_classes = int(model.output_shape[-1])
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[MeanIoU(num_classes)],
-    )
+    if recompile or not model.compiled:
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate),
+            loss=keras.losses.SparseCategoricalCrossentropy(),
+            metrics=[MeanIoU(num_classes)],
+        )
+    else:
+        _reset_optimizer(model.optimizer, learning_rate)
     keras.utils.set_random_seed(int(seed))
     timer = StepTimer()
     start = time.perf_counter()
@@ -235,6 +276,17 @@ def train_segmenter(
         },
         "prediction": predicted,
     }
+
+
+def _reset_optimizer(optimizer, learning_rate) -> None:
+    """Adam as new: step count and moment estimates zero, the learning rate as given."""
+    if not optimizer.built:
+        return
+    for variable in optimizer.variables:
+        if variable.path.endswith("learning_rate"):
+            variable.assign(learning_rate)
+        else:
+            variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
 
 
 def default_cache_dir() -> Path:
@@ -448,8 +500,9 @@ def compare_upsampling(
     keep_models: bool = False,
     cache_dir=None,
     show_progress: bool = True,
+    seeds=None,
 ) -> list[dict]:
-    """Build and train every method the same way; one row (dict) per method.
+    """Build and train every method the same way; one row (dict) per method and seed.
 
     Each method starts from ``keras.utils.set_random_seed(seed)``, is built with
     :func:`build_segmenter` and trained with :func:`train_segmenter`: same data, same optimiser,
@@ -466,34 +519,48 @@ def compare_upsampling(
         cache_dir: a folder (e.g. :func:`default_cache_dir`) to reuse and store rows in (see
             the module docstring); ``None``: always train.
         show_progress: one progress line over the methods (which one is training, how long).
+        seeds: train every method once per seed (method-major order) instead of once with
+            ``seed``; the seeds of one method share one compiled model (weights reset to the
+            seed's own initial weights, optimizer reset), which saves the tracing of its
+            training step and gives the same numbers as separate models.
 
     Returns:
-        A list of dicts: ``method``, ``cached`` (whether the row was read from ``cache_dir``)
-        plus everything :func:`train_segmenter` returns.
+        A list of dicts: ``method``, ``seed``, ``cached`` (whether the row was read from
+        ``cache_dir``) plus everything :func:`train_segmenter` returns.
     """
     methods = list(methods)
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise ValueError(f"Expected methods from {METHODS}. Received: methods={methods!r}")
+    seeds = [seed] if seeds is None else [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError(f"Expected at least one seed. Received: seeds={seeds!r}")
     x, y, xv, yv, recipe = _recipe(
         train, val, epochs, num_classes, batch_size, learning_rate, seed, filters, tolerance
     )
     num_classes = recipe["num_classes"]
     cache_dir = None if cache_dir is None else Path(cache_dir)
     rows = []
-    bar = rows_bar(methods, desc="comparison", unit="method", disable=not show_progress)
-    for method in bar:
-        bar.set_postfix_str(method)
+    runs = [(m, s) for m in methods for s in seeds]
+    bar = rows_bar(runs, desc="comparison", unit="model", disable=not show_progress)
+    trainers = {}  # method -> a model compiled and trained before in this call
+    for method, run_seed in bar:
+        bar.set_postfix_str(f"{method} seed {run_seed}")
+        recipe["seed"] = run_seed
         key = None
         if cache_dir is not None:
             key = _row_key(method, recipe, (x, y, xv, yv))
             row = None if keep_models else _load_row(cache_dir, method, key)
             if row is not None:
-                rows.append(row)
+                rows.append({"seed": run_seed, **row})
                 continue
-        keras.utils.set_random_seed(int(seed))
+        keras.utils.set_random_seed(run_seed)
         model = build_segmenter(method, num_classes, filters=filters)
-        row = {"method": method, "cached": False}
+        trainer = None if keep_models else trainers.get(method)
+        if trainer is not None:
+            trainer.set_weights(model.get_weights())
+            model = trainer
+        row = {"method": method, "seed": run_seed, "cached": False}
         row.update(
             train_segmenter(
                 model,
@@ -502,10 +569,12 @@ def compare_upsampling(
                 epochs=epochs,
                 batch_size=batch_size,
                 learning_rate=learning_rate,
-                seed=seed,
+                seed=run_seed,
                 tolerance=tolerance,
+                recompile=trainer is None,
             )
         )
+        trainers[method] = model
         if key is not None:
             _store_row(cache_dir, method, key, row)
             _store_model(cache_dir, method, key, model)
@@ -513,6 +582,105 @@ def compare_upsampling(
             row["model"] = model
         rows.append(row)
     return rows
+
+
+def seed_summary(rows, metric: str = "mean_iou") -> dict:
+    """Per method, how ``metric`` varies over the seeds of :func:`compare_upsampling` rows.
+
+    Returns:
+        ``{method: {"mean", "std", "min", "max", "spread", "n", "seeds"}}`` in the order the
+        methods first appear; ``spread`` is ``max - min`` over the seeds (``std`` uses
+        ``ddof=0``).
+
+    Example:
+    >>> rows = [{"method": "a", "seed": s, "mean_iou": v} for s, v in enumerate([0.5, 0.7])]
+    >>> {k: round(v, 3) for k, v in seed_summary(rows)["a"].items() if k != "seeds"}
+    {'mean': 0.6, 'std': 0.1, 'min': 0.5, 'max': 0.7, 'spread': 0.2, 'n': 2}
+    """
+    values: dict[str, list] = {}
+    seeds: dict[str, list] = {}
+    for row in rows:
+        values.setdefault(row["method"], []).append(float(row[metric]))
+        seeds.setdefault(row["method"], []).append(row.get("seed"))
+    summary = {}
+    for method, v in values.items():
+        a = np.asarray(v)
+        summary[method] = {
+            "mean": float(a.mean()),
+            "std": float(a.std()),
+            "min": float(a.min()),
+            "max": float(a.max()),
+            "spread": float(a.max() - a.min()),
+            "n": len(v),
+            "seeds": seeds[method],
+        }
+    return summary
+
+
+def beats(summary: dict, a: str, b: str) -> bool:
+    """Whether method ``a`` is better than ``b`` beyond the seed-to-seed spread: the worst seed
+    of ``a`` is above the best seed of ``b`` (needs at least 2 seeds each).
+
+    Example:
+    >>> s = {"a": {"min": 0.7, "max": 0.8, "n": 3}, "b": {"min": 0.5, "max": 0.69, "n": 3}}
+    >>> beats(s, "a", "b"), beats(s, "b", "a")
+    (True, False)
+    """
+    for m in (a, b):
+        if summary[m]["n"] < 2:
+            raise ValueError(f"Expected at least 2 seeds of {m!r}. Received: n={summary[m]['n']}")
+    return summary[a]["min"] > summary[b]["max"]
+
+
+def ranking_tiers(summary: dict) -> list[list[str]]:
+    """The methods in tiers, best first: a method starts a new tier only when every method of
+    the tier above :func:`beats` it; inside a tier the order (by mean) is within the spread.
+
+    Example:
+    >>> s = {"a": {"mean": .75, "min": .7, "max": .8, "n": 3},
+    ...      "b": {"mean": .72, "min": .69, "max": .74, "n": 3},
+    ...      "c": {"mean": .3, "min": .2, "max": .4, "n": 3}}
+    >>> ranking_tiers(s)
+    [['a', 'b'], ['c']]
+    """
+    order = sorted(summary, key=lambda m: -summary[m]["mean"])
+    tiers: list[list[str]] = []
+    for method in order:
+        if tiers and not all(beats(summary, m, method) for m in tiers[-1]):
+            tiers[-1].append(method)
+        else:
+            tiers.append([method])
+    return tiers
+
+
+def format_summary(summary: dict, extra: dict | None = None) -> str:
+    """A table of :func:`seed_summary`: ``mean ± std`` and ``min–max`` per method, plus
+    ``extra`` columns (``{column: {method: text}}``).
+
+    Example:
+    >>> print(format_summary({"a": {"mean": .6, "std": .1, "min": .5, "max": .7, "n": 2}}))
+    method  mean ± std (seeds)    min–max
+    a        0.600 ± 0.100 (2)  0.50–0.70
+    """
+    extra = extra or {}
+    header = ["method", "mean ± std (seeds)", "min–max", *extra]
+    body = [
+        [
+            m,
+            f"{s['mean']:.3f} ± {s['std']:.3f} ({s['n']})",
+            f"{s['min']:.2f}–{s['max']:.2f}",
+            *(str(extra[c].get(m, "")) for c in extra),
+        ]
+        for m, s in summary.items()
+    ]
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in [header, *body]
+    )
 
 
 def _cell(value, column):
