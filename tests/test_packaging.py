@@ -32,7 +32,7 @@ def test_pyproject_declares_the_console_script_and_extras(repo_root):
     # only lesson 09's real photographs need tfds: an extra, which the dev extra pulls in
     assert "tensorflow-datasets" not in names and "importlib_resources" not in names
     pets = {re.split(r"[<>=!~\[ ;]", dep)[0].lower() for dep in extras["pets"]}
-    assert pets == {"tensorflow-datasets", "importlib_resources"}
+    assert pets == {"tensorflow-datasets", "importlib_resources", "scikit-image"}
     assert "dlcourse[pets]" in extras["dev"]
     # lower bounds only: an exact pin would fight Colab's preinstalled TensorFlow
     assert not any("==" in dep for dep in project["dependencies"])

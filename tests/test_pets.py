@@ -229,3 +229,32 @@ def test_without_tfds_the_look_alike_works_and_the_real_path_says_what_to_instal
     with pytest.raises(ImportError, match=r"pip install 'dlcourse\[pets\]'") as error:
         pets.load_pets("train", n=3, image_size=24, source="tfds")
     assert "\n" not in str(error.value)  # one line
+
+
+def test_cat_photograph_is_a_real_photo_with_a_traced_trimap():
+    example = pets.cat_photograph()
+    image, trimap = example["image"], example["segmentation_mask"]
+    assert image.shape == (300, 451, 3) and image.dtype == np.uint8
+    assert trimap.shape == (300, 451, 1) and trimap.dtype == np.uint8
+    assert set(np.unique(trimap).tolist()) == {
+        pets.TRIMAP_PET,
+        pets.TRIMAP_BACKGROUND,
+        pets.TRIMAP_BORDER,
+    }
+    assert pets.SPECIES[example["species"]] == "Cat"
+    # the cat fills most of its photograph; the top right corner (behind the ear) is background
+    assert 0.7 < np.mean(trimap == pets.TRIMAP_PET) < 0.9
+    assert trimap[5, 445, 0] == pets.TRIMAP_BACKGROUND and trimap[150, 200, 0] == pets.TRIMAP_PET
+    # the band lies on the outline only: at most its two sides' width across a row
+    assert 0 < (trimap[150, :, 0] == pets.TRIMAP_BORDER).sum() <= 2 * pets.CAT_PHOTOGRAPH_BORDER + 1
+    resized, mask = (t.numpy() for t in pets.preprocess(example, 40))
+    assert resized.shape == (40, 40, 3) and set(np.unique(mask).tolist()) <= {0, 1, 2}
+    # a photograph, not a drawing: many distinct colours
+    colours = image.reshape(-1, 3).astype(np.int64) @ np.array([65536, 256, 1])
+    assert len(np.unique(colours)) > 10_000
+
+
+def test_cat_photograph_without_scikit_image_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "skimage", None)
+    with pytest.raises(ImportError, match=r"dlcourse\[pets\]"):
+        pets.cat_photograph()

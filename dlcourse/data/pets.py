@@ -226,6 +226,59 @@ def mock_example(index: int, seed: int = 0, size_range=MOCK_SIZE_RANGE) -> dict:
     }
 
 
+CAT_PHOTOGRAPH_OUTLINE = (
+    (40, 0), (400, 0), (386, 35), (372, 75), (374, 110), (382, 150), (373, 200),
+    (360, 240), (350, 270), (345, 300), (0, 300), (0, 55),
+)  # fmt: skip
+"""The cat of ``skimage.data.chelsea()`` (451 x 300 px), traced by hand for this course: the
+polygon's vertices ``(x, y)`` in pixels, clockwise from the top left. A coarse outline (whiskers,
+fur tips and the blurred ear tips are not followed), hence the wide border band of
+:data:`CAT_PHOTOGRAPH_BORDER`."""
+
+CAT_PHOTOGRAPH_BORDER = 6
+"""Half-width in pixels of the trimap's border band around :data:`CAT_PHOTOGRAPH_OUTLINE` (2 % of
+the photograph's height, wider than the real annotations' band: the trace is coarse)."""
+
+INSTALL_SKIMAGE = (
+    "The cat photograph comes with scikit-image (skimage.data.chelsea). Install it with "
+    '`pip install "dlcourse[pets]"` (Colab has it).'
+)
+
+
+def cat_photograph() -> dict:
+    """A real photograph with a trimap, offline: ``skimage.data.chelsea()``, in tfds's features.
+
+    The photograph is scikit-image's sample image of the cat Chelsea (shipped inside the
+    scikit-image package, no download); the trimap comes from the hand-traced
+    :data:`CAT_PHOTOGRAPH_OUTLINE` with a border band of :data:`CAT_PHOTOGRAPH_BORDER` pixels on
+    both sides. It goes through the same pipeline as a tfds example (:func:`preprocess`).
+
+    Returns:
+        ``{"image": uint8 (300, 451, 3), "segmentation_mask": uint8 (300, 451, 1) trimap
+        (1 pet, 2 background, 3 border), "species": 0 (cat), "file_name": "chelsea.png"}``.
+
+    Raises:
+        ImportError: scikit-image is not installed (the message says how to install it).
+    """
+    try:
+        from skimage import data as skimage_data
+    except ImportError as error:
+        raise ImportError(INSTALL_SKIMAGE) from error
+    image = np.asarray(skimage_data.chelsea(), dtype=np.uint8)
+    height, width = image.shape[:2]
+    v, u = np.mgrid[0:height, 0:width] + 0.5  # pixel centres
+    pet = inside_polygon(u, v, np.asarray(CAT_PHOTOGRAPH_OUTLINE, dtype=np.float64))
+    trimap = np.full((height, width), TRIMAP_BACKGROUND, dtype=np.uint8)
+    trimap[pet] = TRIMAP_PET
+    trimap[_band(pet, CAT_PHOTOGRAPH_BORDER)] = TRIMAP_BORDER
+    return {
+        "image": image,
+        "segmentation_mask": trimap[..., None],
+        "species": SPECIES.index("Cat"),
+        "file_name": "chelsea.png",
+    }
+
+
 def _mock_split_seed(split: str, seed: int) -> int:
     return seed * 2 + (0 if split == "train" else 1)
 
