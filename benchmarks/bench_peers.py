@@ -64,10 +64,10 @@ RECIPES = {
               "learning_rate": 1e-3, "budget_cpu_seconds": 4.0, "wall_guard": 30.0},
 }  # fmt: skip
 PEERS = {
-    # name: the tutorial it comes from
-    "tf_mobilenet_pix2pix": "TensorFlow tutorial: MobileNetV2 encoder + pix2pix decoder",
-    "keras_io_xception_unet": "keras.io Oxford Pets: Xception-style U-Net",
-    "dlwp_convnet": "Deep Learning with Python: strided convs + Conv2DTranspose",
+    # name: (the tutorial it comes from, whether it has BatchNorm layers)
+    "tf_mobilenet_pix2pix": ("TensorFlow tutorial: MobileNetV2 encoder + pix2pix decoder", True),
+    "keras_io_xception_unet": ("keras.io Oxford Pets: Xception-style U-Net", True),
+    "dlwp_convnet": ("Deep Learning with Python: strided convs + Conv2DTranspose", False),
 }
 
 
@@ -213,14 +213,11 @@ def set_bn_momentum(model, momentum: float) -> int:
 
 def variants() -> list[tuple[str, str, float | None]]:
     """``(variant, model, momentum)``: the course first, then each peer as published and fixed."""
-    import keras
-
     rows = [(COURSE, COURSE, None)]
-    for name in PEERS:
+    for name, (_, has_batchnorm) in PEERS.items():
         rows.append((name, name, None))
-        if batchnorm_layers(BUILDERS[name](4, 32)):
-            rows.append((f"{name}+bn0.9", name, FIXED_MOMENTUM))
-        keras.backend.clear_session()
+        if has_batchnorm:
+            rows.append((f"{name}+bn{FIXED_MOMENTUM:g}", name, FIXED_MOMENTUM))
     return rows
 
 

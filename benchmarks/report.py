@@ -199,7 +199,7 @@ def _grading_headline(result: dict) -> list[tuple[str, str]]:
 
 def _renderers(name: str):
     """``(markdown, headline)`` functions of a section."""
-    if name in ("course", "efficiency", "quality"):
+    if name in ("course", "efficiency", "quality", "peers"):
         import importlib
 
         module = importlib.import_module(f"benchmarks.bench_{name}")
