@@ -133,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure nothing: rewrite report.md (and --readme) from OUT/report.json",
     )  # fmt: skip
     parser.add_argument(
+        "--merge", type=Path, nargs="+", default=None, metavar="DIR",
+        help="with --render: one report from the report.json of several runs' --out folders "
+        "(each section keeps its run's command, date and load)",
+    )  # fmt: skip
+    parser.add_argument(
         "--timeout-factor", type=float, default=1.0,
         help="scale every section's timeout (full run: course 1500 s, quality 900 s, ...)",
     )  # fmt: skip
@@ -143,8 +148,15 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     argv = sys.argv[1:] if argv is None else list(argv)
     out = args.out.resolve()
+    if args.merge and not args.render:
+        build_parser().error("--merge works with --render (it measures nothing)")
     if args.render:
-        report = json.loads((out / "report.json").read_text())
+        if args.merge:
+            report = reporting.merge(
+                [json.loads((d / "report.json").read_text()) for d in args.merge]
+            )
+        else:
+            report = json.loads((out / "report.json").read_text())
         reporting.write(report, out)
         return _finish(report, out, args.readme)
     out.mkdir(parents=True, exist_ok=True)

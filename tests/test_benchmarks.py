@@ -242,3 +242,40 @@ def test_peers_targets_and_markdown():
     )
     assert "{r[" not in text
     assert bench_peers.headline(result)[0][0] == "course U-Net to validation mIoU 0.8"
+
+
+def test_merge_keeps_each_sections_run(tmp_path):
+    def run(command, date, sections):
+        machine = {**report.machine(), "date": date, "load_average_start": [date[-1:]]}
+        entries = {
+            n: {"status": "unavailable", "wall_seconds": 1.0,
+                "error": {"type": "SectionUnavailable", "message": f"{n} here"}}
+            for n in sections
+        }  # fmt: skip
+        return {"command": command, "quick": False, "machine": machine, "environment": None,
+                "sections": entries, "wall_seconds": 10.0}  # fmt: skip
+
+    a = run("python -m benchmarks --only peers", "2026-12-06T07:00:01", ["peers"])
+    b = run(
+        "python -m benchmarks --only data,efficiency", "2026-12-06T07:30:02", ["data", "efficiency"]
+    )
+    merged = report.merge([a, b])
+    assert list(merged["sections"]) == ["efficiency", "peers", "data"]  # report order
+    assert merged["merged"] == 2 and merged["wall_seconds"] == 20.0
+    text = report.readme_block(merged)
+    assert "in 2 runs" in text
+    assert (
+        "run of 2026-12-06 07:00 UTC, `python -m benchmarks --only peers`, load average ['1']"
+        in text
+    )
+    assert "`python -m benchmarks --only data,efficiency`, load average ['2']" in text
+    with pytest.raises(ValueError, match="at least one report"):
+        report.merge([])
+    for d, rep in (("a", a), ("b", b)):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "report.json").write_text(json.dumps(rep))
+    readme = _readme(tmp_path / "README.md")
+    code = cli.main(["--render", "--merge", str(tmp_path / "a"), str(tmp_path / "b"),
+                     "--out", str(tmp_path / "out"), "--readme", str(readme)])  # fmt: skip
+    assert code == 0 and "in 2 runs" in readme.read_text()
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["merged"] == 2
