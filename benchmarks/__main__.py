@@ -5,6 +5,9 @@ Sections (``--only`` picks some, in this order):
 - ``course``: wall seconds of every lesson in FAST mode and the total (``dlcourse run --fast``);
 - ``efficiency``: a training step's achieved FLOP/s ÷ the machine's peak (matmul, convolution);
 - ``quality``: seconds of training for each upsampling method to reach validation mIoU 0.6 / 0.8;
+- ``peers``: the course's U-Net against the segmentation models of the TensorFlow, keras.io and
+  *Deep Learning with Python* tutorials (as published and with BatchNorm momentum 0.9): time to
+  validation mIoU 0.8 and the best mIoU in 120 CPU-seconds, as multiples of the course's;
 - ``data``: scenes generated per second; share of a training epoch waiting on input;
 - ``layers``: max pooling with switches + max unpooling against TensorFlow's own ops;
 - ``grading``: seconds per submission, speed-up with 2 workers, sandbox overhead.
@@ -23,7 +26,12 @@ Before the quality section continued the lessons' training it took 136 s, and gr
 with 4 submissions (15.3 minutes at 12:45). The course section grows by each new lesson's FAST
 time. ``--quick``: tiny sizes, a smoke run of the
 machinery (its figures mean nothing; 2–3 minutes on a quiet machine, most of it the first lesson).
-``--render`` rewrites ``report.md`` (and ``--readme``) from ``report.json`` without measuring.
+``--render`` rewrites ``report.md`` (and ``--readme``) from ``report.json`` without measuring;
+``--render --merge DIR...`` makes one report of several ``--only`` runs' folders (each section
+keeps its own run's command, date and load).
+
+The peers section adds 6 trainings of 120 CPU-seconds each (12 minutes of CPU time, about 7
+minutes on 2 quiet cores with evaluation), which takes the full run past 15 minutes on 2 cores.
 """
 
 from __future__ import annotations

@@ -19,8 +19,10 @@ pretrained weights: none can be downloaded offline, and the course trains from s
   there for uint8 photographs and the scenes are already in [0, 1].
 
 **The course's model** is its best segmentation model: the U-Net of lesson 09
-(``dlcourse.models.build_encoder_decoder(skips=True)``, filters 16/32/64, nearest upsampling,
-BatchNorm momentum 0.9).
+(``dlcourse.models.build_encoder_decoder(skips=True)``, nearest upsampling, BatchNorm momentum
+0.9) with three poolings and filters 16/32/64/128 (223 k parameters). Measured on this recipe
+(60 CPU-seconds each, 2026-12-06): 16/32/64 (two poolings) reached 0.75 and 8/16/32/64 0.78
+without reaching 0.8; 16/32/64/128 reached 0.8 in epoch 8 (57 CPU-seconds).
 
 **BatchNorm momentum.** Keras's default momentum is 0.99 (0.999 inside its MobileNetV2); on short
 runs the moving statistics that evaluation uses then lag far behind the weights, and validation
@@ -79,7 +81,7 @@ def build_course(num_classes: int, size: int):
     from dlcourse.models import build_encoder_decoder
 
     return build_encoder_decoder(
-        num_classes, filters=(16, 32, 64), upsampling="nearest", skips=True,
+        num_classes, filters=(16, 32, 64, 128), upsampling="nearest", skips=True,
         input_shape=(size, size, 3),
     )  # fmt: skip
 
