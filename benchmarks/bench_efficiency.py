@@ -230,12 +230,13 @@ def headline(result: dict) -> list[tuple[str, str]]:
     if ok:
         low = min(ok, key=lambda k: ok[k]["share_of_peak"])
         high = max(ok, key=lambda k: ok[k]["share_of_peak"])
-        rows.append(
-            (
-                "training step, share of peak",
-                f"{ok[low]['share_of_peak']:.0%} ({low}) to {ok[high]['share_of_peak']:.0%} ({high})",
+        text = f"{ok[low]['share_of_peak']:.0%} ({low}) to {ok[high]['share_of_peak']:.0%} ({high})"
+        if ok[high]["share_of_peak"] > 1:
+            text += (
+                " (above 100 %: the peak operations met a busier moment than the steps; "
+                "not a valid measurement, see the load average)"
             )
-        )
+        rows.append(("training step, share of peak", text))
     return rows
 
 

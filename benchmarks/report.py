@@ -135,12 +135,27 @@ def _layers_headline(result: dict) -> list[tuple[str, str]]:
         f"{e['size']}×{e['size']}"
         for e in result["results"]
     ]
-    return [
+    floor = [
+        f"×{1 / e['ratios']['pool_upsample / dlcourse']['wall_s']:.2f} "
+        f"(CPU ×{1 / e['ratios']['pool_upsample / dlcourse']['cpu_s']:.2f}) at {e['size']}×{e['size']}"
+        for e in result["results"]
+        if e["ratios"].get("pool_upsample / dlcourse", {}).get("wall_s")
+        and e["ratios"]["pool_upsample / dlcourse"].get("cpu_s")
+    ]
+    rows = [
         (
             "max pool + unpool, `tf.nn.max_pool_with_argmax`+`scatter_nd` time ÷ dlcourse's",
             ", ".join(parts),
         )
     ]
+    if floor:
+        rows.append(
+            (
+                "max pool + unpool, dlcourse's time ÷ the floor (MaxPooling2D + UpSampling2D)",
+                ", ".join(floor),
+            )
+        )
+    return rows
 
 
 _GRADING_RATIOS = {
