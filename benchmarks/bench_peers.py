@@ -325,11 +325,9 @@ def run(quick: bool = False, seed: int = 42, only=None) -> dict:
                 "model": model_name,
                 **_train(model_name, momentum, data, recipe, seed),
             }
-            print(
-                f"[peers] {variant}: {rows[variant]['epochs']} epochs, reached {rows[variant]['reached']}, best {rows[variant]['best_mean_iou_within_budget']:.3f}",
-                file=sys.stderr,
-                flush=True,
-            )
+            # the whole row in the log: a run killed at its timeout keeps what it measured
+            summary = {k: v for k, v in rows[variant].items() if k != "history"}
+            print(f"[peers] {variant}: {json.dumps(summary)}", file=sys.stderr, flush=True)
         except Exception as exc:  # one broken peer does not hide the others
             rows[variant] = {"model": model_name, "error": f"{type(exc).__name__}: {exc}"}
     course = rows.get(COURSE, {})
