@@ -21,8 +21,8 @@ pretrained weights: none can be downloaded offline, and the course trains from s
 **The course's model** is its best segmentation model: the U-Net of lesson 09
 (``dlcourse.models.build_encoder_decoder(skips=True)``, nearest upsampling, BatchNorm momentum
 0.9) with three poolings and filters 16/32/64/128 (223 k parameters). Measured on this recipe
-(60 CPU-seconds each, 2026-12-06): 16/32/64 (two poolings) reached 0.75 and 8/16/32/64 0.78
-without reaching 0.8; 16/32/64/128 reached 0.8 in epoch 8 (57 CPU-seconds).
+(2026-12-06): 16/32/64 (two poolings) reached at best 0.75 in 120 CPU-seconds and 8/16/32/64
+0.78 in 60, never 0.8; 16/32/64/128 reached 0.8 in epoch 8 (57 CPU-seconds).
 
 **BatchNorm momentum.** Keras's default momentum is 0.99 (0.999 inside its MobileNetV2); on short
 runs the moving statistics that evaluation uses then lag far behind the weights, and validation
