@@ -5,6 +5,9 @@ Sections (``--only`` picks some, in this order):
 - ``course``: wall seconds of every lesson in FAST mode and the total (``dlcourse run --fast``);
 - ``efficiency``: a training step's achieved FLOP/s ÷ the machine's peak (matmul, convolution);
 - ``quality``: seconds of training for each upsampling method to reach validation mIoU 0.6 / 0.8;
+- ``peers``: the course's U-Net against the segmentation models of the TensorFlow, keras.io and
+  *Deep Learning with Python* tutorials (as published and with BatchNorm momentum 0.9): time to
+  validation mIoU 0.8 and the best mIoU in 120 CPU-seconds, as multiples of the course's;
 - ``data``: scenes generated per second; share of a training epoch waiting on input;
 - ``layers``: max pooling with switches + max unpooling against TensorFlow's own ops;
 - ``grading``: seconds per submission, speed-up with 2 workers, sandbox overhead.
@@ -23,7 +26,12 @@ Before the quality section continued the lessons' training it took 136 s, and gr
 with 4 submissions (15.3 minutes at 12:45). The course section grows by each new lesson's FAST
 time. ``--quick``: tiny sizes, a smoke run of the
 machinery (its figures mean nothing; 2–3 minutes on a quiet machine, most of it the first lesson).
-``--render`` rewrites ``report.md`` (and ``--readme``) from ``report.json`` without measuring.
+``--render`` rewrites ``report.md`` (and ``--readme``) from ``report.json`` without measuring;
+``--render --merge DIR...`` makes one report of several ``--only`` runs' folders (each section
+keeps its own run's command, date and load).
+
+The peers section adds 6 trainings of 120 CPU-seconds each (12 minutes of CPU time, about 7
+minutes on 2 quiet cores with evaluation), which takes the full run past 15 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -133,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure nothing: rewrite report.md (and --readme) from OUT/report.json",
     )  # fmt: skip
     parser.add_argument(
+        "--merge", type=Path, nargs="+", default=None, metavar="DIR",
+        help="with --render: one report from the report.json of several runs' --out folders "
+        "(each section keeps its run's command, date and load)",
+    )  # fmt: skip
+    parser.add_argument(
         "--timeout-factor", type=float, default=1.0,
         help="scale every section's timeout (full run: course 1500 s, quality 900 s, ...)",
     )  # fmt: skip
@@ -143,8 +156,15 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     argv = sys.argv[1:] if argv is None else list(argv)
     out = args.out.resolve()
+    if args.merge and not args.render:
+        build_parser().error("--merge works with --render (it measures nothing)")
     if args.render:
-        report = json.loads((out / "report.json").read_text())
+        if args.merge:
+            report = reporting.merge(
+                [json.loads((d / "report.json").read_text()) for d in args.merge]
+            )
+        else:
+            report = json.loads((out / "report.json").read_text())
         reporting.write(report, out)
         return _finish(report, out, args.readme)
     out.mkdir(parents=True, exist_ok=True)

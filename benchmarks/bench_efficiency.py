@@ -230,19 +230,95 @@ def headline(result: dict) -> list[tuple[str, str]]:
     if ok:
         low = min(ok, key=lambda k: ok[k]["share_of_peak"])
         high = max(ok, key=lambda k: ok[k]["share_of_peak"])
-        rows.append(
-            (
-                "training step, share of peak",
-                f"{ok[low]['share_of_peak']:.0%} ({low}) to {ok[high]['share_of_peak']:.0%} ({high})",
+        text = f"{ok[low]['share_of_peak']:.0%} ({low}) to {ok[high]['share_of_peak']:.0%} ({high})"
+        if ok[high]["share_of_peak"] > 1:
+            text += (
+                " (above 100 %: the peak operations met a busier moment than the steps; "
+                "not a valid measurement, see the load average)"
             )
-        )
+        rows.append(("training step, share of peak", text))
     return rows
+
+
+OPTIONS = ("default", "jit_compile", "batch_64", "batch_128")
+"""The training settings :func:`options` compares (docs/MEASUREMENTS.md has the result)."""
+
+
+def options(names=None, repeats: int = 5, models=None) -> dict:
+    """Each model's share of the peak under other training settings, measured round-robin.
+
+    ``default`` is :func:`run`'s step (batch 32, graph mode, no XLA); ``jit_compile`` compiles the
+    step with XLA; ``batch_64`` / ``batch_128`` feed more images per step (FLOPs scale with the
+    batch, so the share compares directly). Every (model, setting) step and the peak matmul are
+    timed once per round, ``repeats`` rounds; the share uses the best times. Thread settings are
+    not a setting here: TensorFlow already uses both cores for one op (``cpu_per_wall`` ≈ 1.9 in
+    :func:`run`), and inter-op parallelism cannot add a core that is not there.
+    """
+    import dlcourse
+
+    dlcourse.register_keras_objects()
+    from dlcourse.metrics import model_cost, time_call
+
+    cfg = SIZES["full"]
+    size = cfg["image_size"]
+    names = list(names or OPTIONS)
+    steps, flops, rows = {}, {}, {}
+    peak = _peak_ops(cfg["matmul"], cfg["conv"])["matmul"]
+    steps["peak"], flops["peak"] = peak[0], peak[1]
+    for option in names:
+        batch = {"batch_64": 64, "batch_128": 128}.get(option, cfg["batch"])
+        for name, (build, x, y) in _models(batch, size).items():
+            if models and name not in models:
+                continue
+            key = f"{name}/{option}"
+            try:
+                model = build()
+                if option == "jit_compile":
+                    model.jit_compile = True  # before the first step builds the train function
+                cost = model_cost(model, (size, size, 3))
+                steps[key] = lambda m=model, x=x, y=y: m.train_on_batch(x, y)
+                flops[key] = 6 * cost["multiply_adds"] * batch
+                for _ in range(2):
+                    steps[key]()
+                rows[key] = {"model": name, "option": option, "batch": batch}
+            except Exception as exc:
+                steps.pop(key, None)
+                rows[key] = {
+                    "model": name,
+                    "option": option,
+                    "error": f"{type(exc).__name__}: {exc}",
+                }
+    steps["peak"]()
+    walls = {k: [] for k in steps}
+    for _ in range(repeats):
+        for key, fn in steps.items():
+            for _ in range(3 if key == "peak" else 1):
+                walls[key].append(time_call(fn)[1])
+    peak_gflops = flops["peak"] / min(walls["peak"]) / 1e9
+    for key, row in rows.items():
+        if "error" in row:
+            continue
+        best = min(walls[key])
+        row.update(
+            step_ms=round(best * 1000, 1),
+            ms_per_image=round(best * 1000 / row["batch"], 2),
+            share_of_peak=round(flops[key] / best / 1e9 / peak_gflops, 4),
+        )
+    return {"peak_gflops": round(peak_gflops, 1), "repeats": repeats, "rows": rows}
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, a smoke run")
+    parser.add_argument(
+        "--options", nargs="*", default=None, metavar="OPTION",
+        help=f"compare training settings instead ({', '.join(OPTIONS)})",
+    )  # fmt: skip
+    parser.add_argument("--models", nargs="*", default=None)
     args = parser.parse_args(argv)
+    if args.options is not None:
+        print(json.dumps(options(args.options or None, models=args.models), indent=2))
+        return
     print(json.dumps(run(args.quick), indent=2))
 
 

@@ -135,12 +135,27 @@ def _layers_headline(result: dict) -> list[tuple[str, str]]:
         f"{e['size']}×{e['size']}"
         for e in result["results"]
     ]
-    return [
+    floor = [
+        f"×{1 / e['ratios']['pool_upsample / dlcourse']['wall_s']:.2f} "
+        f"(CPU ×{1 / e['ratios']['pool_upsample / dlcourse']['cpu_s']:.2f}) at {e['size']}×{e['size']}"
+        for e in result["results"]
+        if e["ratios"].get("pool_upsample / dlcourse", {}).get("wall_s")
+        and e["ratios"]["pool_upsample / dlcourse"].get("cpu_s")
+    ]
+    rows = [
         (
             "max pool + unpool, `tf.nn.max_pool_with_argmax`+`scatter_nd` time ÷ dlcourse's",
             ", ".join(parts),
         )
     ]
+    if floor:
+        rows.append(
+            (
+                "max pool + unpool, dlcourse's time ÷ the floor (MaxPooling2D + UpSampling2D)",
+                ", ".join(floor),
+            )
+        )
+    return rows
 
 
 _GRADING_RATIOS = {
@@ -201,7 +216,7 @@ def _grading_headline(result: dict) -> list[tuple[str, str]]:
 
 def _renderers(name: str):
     """``(markdown, headline)`` functions of a section."""
-    if name in ("course", "efficiency", "quality"):
+    if name in ("course", "efficiency", "quality", "peers"):
         import importlib
 
         module = importlib.import_module(f"benchmarks.bench_{name}")
@@ -223,9 +238,49 @@ def _problem(entry: dict) -> str:
 
 
 def _section_status(entry: dict) -> str:
+    run = entry.get("run")
+    where = (
+        f"; run of {run['date'][:16].replace('T', ' ')} UTC, `{run['command']}`, "
+        f"load average {run['load_average_start']}"
+        if run
+        else ""
+    )
     if entry["status"] == "ok":
-        return f"{entry['wall_seconds']:.0f} s"
-    return f"**{entry['status']}**: {_problem(entry)}"
+        return f"{entry['wall_seconds']:.0f} s{where}"
+    return f"**{entry['status']}**: {_problem(entry)}{where}"
+
+
+def merge(reports: list[dict]) -> dict:
+    """One report from several runs (``python -m benchmarks --only ...`` each), in report order.
+
+    A section measured in more than one run is taken from the last. Each section keeps its run
+    (command, date, load average at its start), shown in its heading: ratios are taken within a
+    section's run, never across runs.
+    """
+    from benchmarks.sections import SECTIONS
+
+    if not reports:
+        raise ValueError("Expected at least one report to merge. Received: none")
+    sections = {}
+    for rep in reports:
+        run = {
+            "command": rep["command"],
+            "date": rep["machine"]["date"],
+            "load_average_start": rep["machine"]["load_average_start"],
+            "quick": rep["quick"],
+        }
+        for name, entry in rep["sections"].items():
+            sections[name] = {**entry, "run": run}
+    order = [n for n in SECTIONS if n in sections] + [n for n in sections if n not in SECTIONS]
+    return {
+        "command": " + ".join(rep["command"] for rep in reports),
+        "quick": any(rep["quick"] for rep in reports),
+        "machine": reports[-1]["machine"],
+        "environment": next((r["environment"] for r in reports if r.get("environment")), None),
+        "merged": len(reports),
+        "sections": {n: sections[n] for n in order},
+        "wall_seconds": round(sum(rep.get("wall_seconds", 0) for rep in reports), 1),
+    }
 
 
 def summary_rows(report: dict) -> list[tuple[str, str, str]]:
@@ -268,6 +323,15 @@ def _header(report: dict) -> str:
         ", ".join(f"{k} {env[k]}" for k in ("tensorflow", "keras", "python") if env.get(k))
         or f"Python {m['python']}"
     )
+    if report.get("merged", 1) > 1:
+        return (
+            f"Measured on **{m['cpu_model']}, {m['usable_cores']} cores, {m['memory_gib']} GiB** "
+            f"({m['platform']}; {software}), {kind}, in {report['merged']} runs "
+            f"({report.get('wall_seconds', 0):.0f} s in all): each section's heading names its "
+            f"run, command and load average (above {m['usable_cores']} means other work shared "
+            "the cores and inflated absolute times). Comparisons are ratios taken within one "
+            "section's run; absolute times belong to this machine."
+        )
     return (
         f"Measured on **{m['cpu_model']}, {m['usable_cores']} cores, {m['memory_gib']} GiB** "
         f"({m['platform']}; {software}) on {m['date'][:10]}, {kind}: `{report['command']}`, "

@@ -76,6 +76,10 @@ def _quality(quick: bool, out: Path) -> dict:
     return _call("bench_quality", quick, continue_from=cache if cache.is_dir() else None)
 
 
+def _peers(quick: bool, out: Path) -> dict:
+    return _call("bench_peers", quick)
+
+
 def _data(quick: bool, out: Path) -> dict:
     generation = _call("bench_data", quick, n=200 if quick else 2000, repeats=1 if quick else 3)
     return {"generation": generation, "input": _call("bench_input", quick)}
@@ -123,6 +127,8 @@ SECTIONS = {
         Section("course", "Course re-execution (every lesson, FAST mode)", _course, 1500),
         Section("efficiency", "Training efficiency against the machine's peak", _efficiency, 600),
         Section("quality", "Time to quality (validation mean IoU)", _quality, 900),
+        # 6 x 120 CPU-s of training: 30 minutes were not enough at load average 10-18
+        Section("peers", "Against the tutorials' segmentation models", _peers, 3600),
         Section("data", "Data: generation and input pipeline", _data, 300),
         Section("layers", "Layers: max pooling with switches + max unpooling", _layers, 400),
         Section("grading", "Grading", _grading, 900),

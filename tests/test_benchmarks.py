@@ -179,3 +179,103 @@ def test_quality_section_continues_from_where_the_lessons_store(tmp_path, monkey
     lessons.mkdir(parents=True)
     sections._quality(False, tmp_path)
     assert calls["continue_from"] == lessons
+
+
+@pytest.mark.slow  # builds a 6.5 M-parameter MobileNetV2
+def test_peers_are_the_tutorials_models_and_the_fix_reaches_nested_batchnorm():
+    """Parameter counts of the published designs at 64×64 with 4 classes (MobileNetV2 nests its
+    BatchNorm layers inside the encoder model: the fix must reach them)."""
+    from benchmarks import bench_peers
+
+    counts = {n: bench_peers.BUILDERS[n](4, 64) for n in bench_peers.BUILDERS}
+    assert {n: m.count_params() for n, m in counts.items()} == {
+        "course_unet": 223_156,
+        "tf_mobilenet_pix2pix": 6_505_668,
+        "keras_io_xception_unet": 2_059_268,
+        "dlwp_convnet": 2_881_220,
+    }
+    mobilenet = counts["tf_mobilenet_pix2pix"]
+    published = {layer.momentum for layer in bench_peers.batchnorm_layers(mobilenet)}
+    assert published == {0.999, 0.99}  # Keras's MobileNetV2 uses 0.999, pix2pix blocks 0.99
+    assert bench_peers.set_bn_momentum(mobilenet, 0.9) == 54
+    assert {layer.momentum for layer in bench_peers.batchnorm_layers(mobilenet)} == {0.9}
+    assert {bn.momentum for bn in bench_peers.batchnorm_layers(counts["course_unet"])} == {0.9}
+    for name, (_, has_batchnorm) in bench_peers.PEERS.items():
+        assert bool(bench_peers.batchnorm_layers(counts[name])) == has_batchnorm, name
+    variants = [v for v, _, _ in bench_peers.variants()]
+    assert variants == [
+        "course_unet",
+        "tf_mobilenet_pix2pix", "tf_mobilenet_pix2pix+bn0.9",
+        "keras_io_xception_unet", "keras_io_xception_unet+bn0.9",
+        "dlwp_convnet",
+    ]  # fmt: skip
+
+
+def test_peers_targets_and_markdown():
+    from benchmarks import bench_peers
+
+    def row(cpu, best):
+        hit = None if cpu is None else {"seconds": cpu / 2, "cpu_seconds": cpu, "epoch": 3}
+        return {"model": "m", "params": 1, "bn_momentum": 0.9, "seconds_per_epoch": 1.0,
+                "reached": hit, "best_mean_iou_within_budget": best}  # fmt: skip
+
+    rows = {
+        "course_unet": row(20.0, 0.9),
+        "a": row(None, 0.3),
+        "a+bn0.9": row(40.0, 0.85),
+        "b": row(70.0, 0.82),
+    }
+    assert bench_peers._targets(rows) == {
+        "published_best_peer_over_course": 3.5,
+        "fixed_peers_not_faster": True,
+    }
+    rows["a+bn0.9"] = row(10.0, 0.85)
+    assert bench_peers._targets(rows)["fixed_peers_not_faster"] is False
+    rows["b"] = row(None, 0.5)
+    assert bench_peers._targets(rows)["published_best_peer_over_course"] == float("inf")
+    recipe = {**bench_peers.RECIPES["full"]}
+    result = {"recipe": recipe, "threshold": 0.8, "course": "course_unet", "variants": rows,
+              "targets": bench_peers._targets(rows)}  # fmt: skip
+    text = bench_peers.markdown(result, "here")
+    assert (
+        "| **course_unet** |" in text and "not reached" in text and "∞ (no peer reached it)" in text
+    )
+    assert "{r[" not in text
+    assert bench_peers.headline(result)[0][0] == "course U-Net to validation mIoU 0.8"
+
+
+def test_merge_keeps_each_sections_run(tmp_path):
+    def run(command, date, sections):
+        machine = {**report.machine(), "date": date, "load_average_start": [date[-1:]]}
+        entries = {
+            n: {"status": "unavailable", "wall_seconds": 1.0,
+                "error": {"type": "SectionUnavailable", "message": f"{n} here"}}
+            for n in sections
+        }  # fmt: skip
+        return {"command": command, "quick": False, "machine": machine, "environment": None,
+                "sections": entries, "wall_seconds": 10.0}  # fmt: skip
+
+    a = run("python -m benchmarks --only peers", "2026-12-06T07:00:01", ["peers"])
+    b = run(
+        "python -m benchmarks --only data,efficiency", "2026-12-06T07:30:02", ["data", "efficiency"]
+    )
+    merged = report.merge([a, b])
+    assert list(merged["sections"]) == ["efficiency", "peers", "data"]  # report order
+    assert merged["merged"] == 2 and merged["wall_seconds"] == 20.0
+    text = report.readme_block(merged)
+    assert "in 2 runs" in text
+    assert (
+        "run of 2026-12-06 07:00 UTC, `python -m benchmarks --only peers`, load average ['1']"
+        in text
+    )
+    assert "`python -m benchmarks --only data,efficiency`, load average ['2']" in text
+    with pytest.raises(ValueError, match="at least one report"):
+        report.merge([])
+    for d, rep in (("a", a), ("b", b)):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "report.json").write_text(json.dumps(rep))
+    readme = _readme(tmp_path / "README.md")
+    code = cli.main(["--render", "--merge", str(tmp_path / "a"), str(tmp_path / "b"),
+                     "--out", str(tmp_path / "out"), "--readme", str(readme)])  # fmt: skip
+    assert code == 0 and "in 2 runs" in readme.read_text()
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["merged"] == 2

@@ -29,6 +29,14 @@ def _interpolation_matrix(length: int, knots: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=32)
+def _arange(length: int) -> np.ndarray:
+    """``np.arange(length)`` as float64, read-only (cached: every background needs it)."""
+    values = np.arange(length, dtype=np.float64)
+    values.setflags(write=False)
+    return values
+
+
+@functools.lru_cache(maxsize=32)
 def _column_basis(width: int) -> np.ndarray:
     """(12, width * 3): row ``3 j + c`` spreads knot column ``j`` of channel ``c`` over the row."""
     cols = _interpolation_matrix(width, _KNOTS)
@@ -55,20 +63,26 @@ def paint_background(rng: np.random.Generator, image: np.ndarray, texture: bool)
         image[:] = base
         return
     grid = 0.4 * u[3 : 3 + 3 * _KNOTS * _KNOTS].reshape(_KNOTS, 3 * _KNOTS) - 0.2
-    amplitude, cycles, angle, phase = u[-7:-3] * (0.12, 3.5, np.pi, 2 * np.pi) + (0, 1.5, 0, 0)
+    # The scalars as Python floats: the same IEEE double arithmetic as NumPy's, without the
+    # per-operation overhead of NumPy scalars (the image is bit-identical; tests/test_data.py).
+    amplitude, cycles, angle, phase = u[-7:-3].tolist()
+    amplitude, cycles, angle, phase = (
+        amplitude * 0.12,
+        cycles * 3.5 + 1.5,
+        angle * np.pi,
+        phase * (2 * np.pi),
+    )
     tint = 0.3 + 0.7 * u[-3:]
     k = 2 * np.pi * cycles / max(height, width)
-    a = k * np.cos(angle) * np.arange(width) + phase
-    b = k * np.sin(angle) * np.arange(height)
+    a = k * np.cos(angle) * _arange(width) + phase
+    b = k * np.sin(angle) * _arange(height)
     left = np.empty((height, 3 * _KNOTS + 3), dtype=np.float32)
     left[:, : 3 * _KNOTS] = _interpolation_matrix(height, _KNOTS) @ grid
-    left[:, -3] = amplitude * np.cos(b)
-    left[:, -2] = amplitude * np.sin(b)
+    left[:, -3:-1] = amplitude * np.stack([np.cos(b), np.sin(b)], axis=1)
     left[:, -1] = 1.0
     right = np.empty((3 * _KNOTS + 3, 3 * width), dtype=np.float32)
     right[: 3 * _KNOTS] = _column_basis(width)
-    np.multiply.outer(np.sin(a), tint, out=right[-3].reshape(width, 3))
-    np.multiply.outer(np.cos(a), tint, out=right[-2].reshape(width, 3))
+    right[-3:].reshape(3, width, 3)[:2] = np.multiply.outer(np.stack([np.sin(a), np.cos(a)]), tint)
     right[-1].reshape(width, 3)[:] = base
     # In row blocks small enough that OpenBLAS stays on one thread (it threads a product once
     # m * n * k reaches 65536 * 4): threads cost more than they save at this size, and on a busy
@@ -90,8 +104,8 @@ def add_noise(rng: np.random.Generator, image: np.ndarray, std: float) -> None:
     size = image.size
     words = rng.bit_generator.random_raw((2 * size + 7) // 8)
     raw = words.astype("<u8", copy=False).view(np.uint8)
-    noise = raw[:size].astype(np.float32)
-    noise += raw[size : 2 * size]
-    noise -= 255.0
-    noise *= std / _TRIANGULAR_STD
+    # The sum and the centring in int16 are exact, as they were in float32; one conversion.
+    total = np.add(raw[:size], raw[size : 2 * size], dtype=np.int16)
+    total -= 255
+    noise = np.multiply(total, np.float32(std / _TRIANGULAR_STD), dtype=np.float32)
     image += noise.reshape(image.shape)
