@@ -3,7 +3,12 @@
 Lessons 07, 08 and 09 train from scratch with Adam at a high peak rate. Starting at the peak makes
 the first steps of a freshly initialised network jump (BatchNorm's statistics are not there yet);
 ending at it leaves the weights bouncing around a minimum. So the rate rises linearly from 0 over
-the first tenth of the steps and then follows half a cosine down to 0 at the last step.
+the first tenth of the steps (or a fixed ``warmup_steps``) and then follows half a cosine down to 0
+at the last step.
+
+When runs of different lengths are compared, give them the same ``warmup_steps``: a warm-up that
+is a tenth of a short run can be too short for a fresh network (lesson 07's separate classifier
+stayed at chance with one of 28 steps).
 
 Example:
 >>> schedule = warmup_cosine(1e-3, total_steps=100)
