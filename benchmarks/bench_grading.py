@@ -31,8 +31,8 @@ machine, and also *predicted* from what a loaded machine cannot distort much:
 
     python -m benchmarks.bench_grading [--lesson 01] [--submissions 4] [--repeats 2]
                                        [--cells all|exercises] [--out results.json]
-    # the --workers 2 speed-up, 2 x 4 submissions of lesson 01 (what the benchmark section runs):
-    python -m benchmarks.bench_grading --lesson 01 --submissions 8 --repeats 1 \\
+    # the --workers 2 speed-up, 2 x 8 submissions of lesson 01 (what the benchmark section runs):
+    python -m benchmarks.bench_grading --lesson 01 --submissions 16 --repeats 1 \\
         --cells exercises --configs sandbox,sandbox_w2
 """
 

@@ -93,18 +93,18 @@ def _layers(quick: bool, out: Path) -> dict:
 
 def _grading(quick: bool, out: Path) -> dict:
     fixture = Path(__file__).resolve().parents[1] / "tests/fixtures/grading/00_fixture.ipynb"
-    # A class of 2 x 4 submissions of a lesson as `dlcourse grade` grades it by default (setup and
+    # A class of 2 x 8 submissions of a lesson as `dlcourse grade` grades it by default (setup and
     # exercise cells only), with 1 and with 2 workers: seconds and CPU seconds per submission, the
     # speed-up, and the speed-up predicted for an idle machine (bench_grading's docstring). The
-    # batch's trusted interpreter runs the setup (a TensorFlow import) once, which a class of 4
-    # per worker shares as a real class would. nbgrader runs every cell of a lesson (minutes per
-    # submission), so the peer comparison uses the tests' tiny fixture lesson, every cell, where
+    # batch's trusted interpreter runs the setup (a TensorFlow import) once, which a class of 8
+    # per worker shares as a real class would (on an idle machine 2 x 4 gave x1.74, 2 x 8 x1.91).
+    # nbgrader runs every cell of a lesson (minutes per submission), so the peer comparison uses the tests' tiny fixture lesson, every cell, where
     # both do the same work (best of 2: nbgrader's first run in a process pays its imports).
     lesson = _call(
         "bench_grading",
         quick,
         lesson=str(fixture) if quick else "01",
-        submissions=8,
+        submissions=16,
         repeats=1,
         cells="exercises",
         configs=("sandbox", "sandbox_w2"),
