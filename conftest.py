@@ -39,6 +39,7 @@ SLOW_TESTS = (
     "tests/test_experiments.py::test_compare_upsampling_",
     "tests/test_experiments.py::test_cached_training_continues_where_the_row_stopped",
     "tests/test_experiments.py::test_train_segmenter_",
+    "tests/test_experiments.py::test_seeds_share_a_compiled_model_and_match_separate_runs",
     "tests/test_packaging.py::test_plain_tensorflow_import_is_noisy_here",  # fresh interpreters
     "tests/test_packaging.py::test_every_keras_object_of_the_package_is_registered_by_",
     "tests/test_packaging.py::test_keras_subpackage_import_is_quiet_and_registers_layers",
