@@ -3,9 +3,10 @@
 Every method (the encoder–decoder of ``dlcourse.models`` with each of ``UPSAMPLING_METHODS``,
 built as lessons 05–06 build it) trains from the same seed on the same generated scenes, with the
 same recipe (Adam, batch, learning rate) and the same budget. The full run uses the lessons' own
-comparison (``experiments.comparison_budget(fast=True)`` and ``experiments.comparison_data``: 2,400
-training and 200 validation 32×32 scenes, batch 16, Adam 3e-3), so it answers what the lessons
-cannot in their 4 epochs: how long each method takes to reach a quality on that very data. After every epoch the validation
+comparison (``experiments.comparison_budget(fast=True)`` and ``experiments.comparison_data``: the
+same scenes, object sizes, batch, Adam learning rate and filters; the training seed is the
+lessons' first seed), so it answers what the lessons cannot in their few epochs: how long each
+method takes to reach a quality on that very data. After every epoch the validation
 mean IoU (``dlcourse.metrics.mean_iou`` of the argmax prediction) is computed outside the timed
 part; the time to a threshold is the training time (evaluation excluded; the one-off tracing of
 the training step in the first epoch included, as a student pays it too) at the end of the first
@@ -19,18 +20,18 @@ the multiples of the fastest method are taken on CPU seconds. A wall-time guard 
 still bounds a method on a badly overloaded machine; a method it stopped says so. The epochs to a
 threshold do not depend on the machine at all (training is deterministic for a thread count).
 
-**Continuing the lessons' training.** Lessons 05–06 train every method for their 4 epochs with
+**Continuing the lessons' training.** Lessons 05–06 train every method for their epochs with
 this very recipe (``experiments.train_segmenter``, which times each epoch's training and logs the
 validation mean IoU), and ``compare_upsampling`` stores each trained model with its optimizer
 state in the experiments cache. When ``python -m benchmarks`` ran the course section first,
-``run(continue_from=<its cache>)`` takes those 4 epochs as they were measured (seconds, CPU
+``run(continue_from=<its cache>)`` takes those epochs as they were measured (seconds, CPU
 seconds, validation mean IoU, in the lesson's kernel) and trains on from the saved model, instead
 of repeating them: 20 of the 26 epochs the five methods needed to reach 0.8 (measured). What
-differs from one uninterrupted run: the shuffles after epoch 4 (seeded, but not the ones a longer
-lesson would have drawn) and one more tracing of the training step, in the first continued epoch
-(about 2–3 s, included). Without that cache (``--only quality``, ``--quick``, another recipe)
-every method trains from scratch, compiled and seeded as the lessons do, so its first 4 epochs
-are the lesson's. Each method says which: ``lesson_epochs`` (4 or 0).
+differs from one uninterrupted run: the shuffles after the lessons' last epoch (seeded, but not
+the ones a longer lesson would have drawn) and one more tracing of the training step, in the
+first continued epoch (about 2–3 s, included). Without that cache (``--only quality``, ``--quick``, another recipe)
+every method trains from scratch, compiled and seeded as the lessons do, so its first epochs
+are the lesson's. Each method says which: ``lesson_epochs`` (the lessons' epochs, or 0).
 
 Run ``python -m benchmarks.bench_quality [--quick]`` (prints JSON) or call ``run()``.
 """
@@ -46,8 +47,9 @@ import numpy as np
 THRESHOLDS = (0.6, 0.8)
 RECIPES = {
     # Lessons 05–06's comparison in FAST mode (image size, scenes, batch 16, Adam 3e-3, filters
-    # 16/32/64: ``experiments.COMPARISON_BUDGETS["fast"]``); 150 steps per epoch, so a threshold
-    # is checked every 150 steps. At most 5 x 80 CPU-s (≈ 5 x 50 s on 2 quiet cores) of training;
+    # 16/32/64: ``experiments.COMPARISON_BUDGETS["fast"]``); a threshold is checked after every
+    # epoch (n_train / batch_size steps). At most 5 x 80 CPU-s (≈ 5 x 50 s on 2 quiet cores) of
+    # training;
     # methods that reach 0.8 stop sooner (measured: epochs 5-7, 16-26 s each on a 2-core Intel
     # Xeon). 64×64 scenes (1,600 train) took twice as long for the same finding.
     "full": {"budget_cpu_seconds": 80.0, "wall_guard": 100.0},
@@ -65,7 +67,9 @@ def _recipe(quick: bool) -> dict:
     from dlcourse.training.experiments import comparison_budget
 
     lesson = comparison_budget(True)
-    keys = ("image_size", "n_train", "n_val", "batch_size", "learning_rate", "filters")
+    # the lessons' scenes (a cached row's key holds the data) and recipe
+    keys = ("image_size", "size_range", "objects", "n_train", "n_val")
+    keys += ("batch_size", "learning_rate", "filters")
     return {**{k: lesson[k] for k in keys}, **RECIPES["full"]}
 
 
@@ -87,7 +91,7 @@ def _train_until(method, data, recipe, seed, thresholds, start=None) -> dict:
     """
     import keras
 
-    from dlcourse.metrics import MeanIoU, mean_iou
+    from dlcourse.metrics import mean_iou
 
     (x, y), (xv, yv) = data
     num_classes = int(max(y.max(), yv.max())) + 1
@@ -126,11 +130,10 @@ def _train_until(method, data, recipe, seed, thresholds, start=None) -> dict:
     else:
         keras.utils.set_random_seed(seed)
         model = _build(method, num_classes, tuple(recipe["filters"]))
-        # the lessons' compilation (experiments.train_segmenter), training metric included
+        # the lessons' compilation (experiments.train_segmenter): no compiled metric
         model.compile(
             optimizer=keras.optimizers.Adam(recipe["learning_rate"]),
             loss=keras.losses.SparseCategoricalCrossentropy(),
-            metrics=[MeanIoU(num_classes)],
         )
 
     class Evaluate(keras.callbacks.Callback):
@@ -177,9 +180,12 @@ def _train_until(method, data, recipe, seed, thresholds, start=None) -> dict:
     }
 
 
-def run(quick: bool = False, methods=None, seed: int = 42, continue_from=None) -> dict:
+def run(quick: bool = False, methods=None, seed: int | None = None, continue_from=None) -> dict:
     """Train each method within the budget; time and epochs to each threshold.
 
+    ``seed``: the training seed (initial weights, shuffles); default the first of the lessons'
+    ``seeds`` (``experiments.comparison_budget(True)["seeds"][0]``), whose trained models the
+    lessons store. The scenes are always the lessons' (``comparison_data``'s own data seed).
     ``continue_from``: an experiments cache (the course section's) holding lessons 05–06's
     trained models; a method found there starts from the lesson's epochs (see the module
     docstring). Ignored with ``quick`` (other sizes than the lessons').
@@ -194,17 +200,19 @@ def run(quick: bool = False, methods=None, seed: int = 42, continue_from=None) -
 
     dlcourse.register_keras_objects()  # and the quiet TensorFlow import
     from dlcourse.models import UPSAMPLING_METHODS
-    from dlcourse.training.experiments import comparison_data
+    from dlcourse.training.experiments import comparison_budget, comparison_data
 
+    if seed is None:  # the lessons train seeds 0, 1, 2 (not the data seed): continue the first
+        seed = int(comparison_budget(True)["seeds"][0])
     recipe = _recipe(quick)
-    train, val = comparison_data(recipe, seed=seed)
+    train, val = comparison_data(recipe)  # the lessons' scenes: comparison_data's data seed
     data = (
         (train.images, train.masks.astype(np.int32)),
         (val.images, val.masks.astype(np.int32)),
     )
     continuing = continue_from is not None and not quick
     if continuing:
-        from dlcourse.training.experiments import cached_training, comparison_budget
+        from dlcourse.training.experiments import cached_training
 
         lesson = comparison_budget(True)
         lesson = {k: lesson[k] for k in ("epochs", "batch_size", "learning_rate", "filters")}
@@ -262,7 +270,7 @@ def markdown(result: dict, machine: str) -> str:
     thresholds = [str(t) for t in result["thresholds"]]
     lines = [
         f"{r['n_train']} train / {r['n_val']} validation {r['image_size']}×{r['image_size']} "
-        "scenes (lessons 05–06's comparison data in FAST mode, trained past their 4 epochs"
+        "scenes (lessons 05–06's comparison data in FAST mode, trained past their epochs"
         + _continued(result)
         + "), "
         f"batch {r['batch_size']}, Adam {r['learning_rate']:g}, filters "

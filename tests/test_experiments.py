@@ -11,6 +11,7 @@ from dlcourse.training.experiments import (
     compare_upsampling,
     format_table,
     plot_comparison,
+    predict_masks,
     train_segmenter,
 )
 
@@ -77,6 +78,51 @@ def test_train_segmenter_accepts_arrays_and_checks_them(tiny):
         train_segmenter(model, train.images, val, epochs=1)
     with pytest.raises(ValueError, match="epochs"):
         train_segmenter(model, train, val, epochs=0)
+
+
+def test_predict_masks_equals_the_argmax_of_predict(tiny):
+    _, val = tiny
+    import keras
+
+    model = build_segmenter("max_unpool", 4, filters=(4, 8))
+    rng = np.random.default_rng(0)
+    for layer in model.layers:  # moving statistics away from (0, 1): inference mode matters
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(rng.normal(size=layer.moving_mean.shape))
+            layer.moving_variance.assign(rng.uniform(0.2, 2.0, size=layer.moving_variance.shape))
+    expected = np.argmax(model.predict(val.images, verbose=0), axis=-1)
+    for batch_size in (1, 3, 256):  # 4 scenes: batches of one, a partial last batch, one batch
+        got = predict_masks(model, val.images, batch_size=batch_size)
+        assert got.dtype == np.uint8 and got.shape == val.masks.shape
+        np.testing.assert_array_equal(got, expected)
+    assert predict_masks(model, val.images[:0]).shape == (0, 16, 16)
+    with pytest.raises(ValueError, match="batch_size"):
+        predict_masks(model, val.images, batch_size=0)
+
+
+def test_train_segmenter_validates_without_keras_evaluation(tiny, monkeypatch):
+    """Validation calls the model directly: no evaluate/predict per epoch, and the logged
+    validation mean IoU is what keras.metrics.MeanIoU says of the same predictions."""
+    from dlcourse.metrics import MeanIoU
+
+    train, val = tiny
+    model = build_segmenter("nearest", 4, filters=(4, 8))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("train_segmenter should not need Keras's evaluation loops")
+
+    for name in ("predict", "evaluate", "predict_on_batch", "test_on_batch"):
+        monkeypatch.setattr(model, name, refuse)
+    row = train_segmenter(model, train, val, epochs=2, batch_size=4)
+    monkeypatch.undo()
+    assert model.metrics_names == ["loss"]  # no training-batch metric to pay for
+    probabilities = model.predict(val.images, verbose=0)
+    np.testing.assert_array_equal(row["prediction"], np.argmax(probabilities, axis=-1))
+    keras_miou = MeanIoU(4)
+    keras_miou.update_state(val.masks, probabilities)
+    assert len(row["history"]["val_mean_iou"]) == 2
+    assert row["history"]["val_mean_iou"][-1] == pytest.approx(float(keras_miou.result()), abs=1e-5)
+    assert row["mean_iou"] == row["history"]["val_mean_iou"][-1]
 
 
 def test_compare_upsampling_is_reproducible_and_ordered(tiny):
