@@ -168,6 +168,7 @@ def test_run_update_and_a_quality_drop_fail_dlcourse_run(tmp_path, monkeypatch, 
     assert table["mean_iou"] == Expected(0.9, "higher", 0.02)
     assert table["params"].direction == "exact" and table["train_seconds"].direction == "timing"
     assert "run1: " in file.read_text() and "1 threads" in file.read_text()
+    assert "--floor 0.02 --spread-factor 2)" in file.read_text()  # what the tolerances came from
 
     monkeypatch.setenv("DLCOURSE_FIXTURE_QUALITY", "0.85")  # a quality falls
     capsys.readouterr()

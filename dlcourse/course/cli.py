@@ -129,6 +129,8 @@ def _cmd_figures(args) -> int:
     from dlcourse.course.runner import default_lessons_dir
 
     path = Path(args.file) if args.file else figures.figures_path(default_lessons_dir())
+    floor = figures.FLOOR if args.floor is None else args.floor
+    factor = figures.SPREAD_FACTOR if args.spread_factor is None else args.spread_factor
     try:
         runs = figures.read_runs(args.runs)
         table = figures.load(path) if path.is_file() else {}
@@ -144,10 +146,8 @@ def _cmd_figures(args) -> int:
             table,
             runs,
             lessons=args.lesson,
-            floor=figures.FLOOR if args.floor is None else args.floor,
-            spread_factor=figures.SPREAD_FACTOR
-            if args.spread_factor is None
-            else args.spread_factor,
+            floor=floor,
+            spread_factor=factor,
         )
     except figures.FiguresError as exc:
         print(f"dlcourse figures: {exc}", file=sys.stderr)
@@ -158,7 +158,11 @@ def _cmd_figures(args) -> int:
         f"tensorflow {run.environment.get('tensorflow', '?')}"
         for run in runs
     ]
-    header = figures.HEADER + "From the runs:\n" + "\n".join(f"  {s}" for s in sources)
+    header = (
+        figures.HEADER
+        + f"Last update (--floor {floor:g} --spread-factor {factor:g}) from the runs:\n"
+        + "\n".join(f"  {s}" for s in sources)
+    )
     path.write_text(figures.dumps(new, header))
     changed = sorted(k for k in new if new[k] != table.get(k))
     print(f"{path}: {len(new)} lesson(s); updated: {', '.join(changed) or 'none'}")
