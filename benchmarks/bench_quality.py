@@ -26,7 +26,7 @@ validation mean IoU), and ``compare_upsampling`` stores each trained model with 
 state in the experiments cache. When ``python -m benchmarks`` ran the course section first,
 ``run(continue_from=<its cache>)`` takes those epochs as they were measured (seconds, CPU
 seconds, validation mean IoU, in the lesson's kernel) and trains on from the saved model, instead
-of repeating them: 20 of the 26 epochs the five methods needed to reach 0.8 (measured). What
+of repeating them (on 2026-12-06: 15 of the 106 epochs the five methods needed). What
 differs from one uninterrupted run: the shuffles after the lessons' last epoch (seeded, but not
 the ones a longer lesson would have drawn) and one more tracing of the training step, in the
 first continued epoch (about 2–3 s, included). Without that cache (``--only quality``, ``--quick``, another recipe)
@@ -50,8 +50,8 @@ RECIPES = {
     # 16/32/64: ``experiments.COMPARISON_BUDGETS["fast"]``); a threshold is checked after every
     # epoch (n_train / batch_size steps). At most 5 x 80 CPU-s (≈ 5 x 50 s on 2 quiet cores) of
     # training;
-    # methods that reach 0.8 stop sooner (measured: epochs 5-7, 16-26 s each on a 2-core Intel
-    # Xeon). 64×64 scenes (1,600 train) took twice as long for the same finding.
+    # methods that reach 0.8 stop sooner (2026-12-06, idle 2-core Intel Xeon: epochs 12-44,
+    # 10-27 s each). 64×64 scenes (1,600 train) took twice as long for the same finding.
     "full": {"budget_cpu_seconds": 80.0, "wall_guard": 100.0},
     "quick": {"image_size": 32, "n_train": 192, "n_val": 64, "batch_size": 16,
               "learning_rate": 3e-3, "filters": (16, 32, 64), "budget_cpu_seconds": 5.0,
@@ -202,8 +202,9 @@ def run(quick: bool = False, methods=None, seed: int | None = None, continue_fro
     from dlcourse.models import UPSAMPLING_METHODS
     from dlcourse.training.experiments import comparison_budget, comparison_data
 
+    budget = comparison_budget(True)  # the lessons' FAST comparison
     if seed is None:  # the lessons train seeds 0, 1, 2 (not the data seed): continue the first
-        seed = int(comparison_budget(True)["seeds"][0])
+        seed = int(budget["seeds"][0])
     recipe = _recipe(quick)
     train, val = comparison_data(recipe)  # the lessons' scenes: comparison_data's data seed
     data = (
@@ -214,8 +215,7 @@ def run(quick: bool = False, methods=None, seed: int | None = None, continue_fro
     if continuing:
         from dlcourse.training.experiments import cached_training
 
-        lesson = comparison_budget(True)
-        lesson = {k: lesson[k] for k in ("epochs", "batch_size", "learning_rate", "filters")}
+        lesson = {k: budget[k] for k in ("epochs", "batch_size", "learning_rate", "filters")}
     rows = {}
     for method in methods or UPSAMPLING_METHODS:
         try:
