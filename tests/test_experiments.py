@@ -222,6 +222,23 @@ def test_comparison_budget_and_data():
     assert not np.array_equal(train.images[:3], val.images)
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_comparison_objects_between_the_receptive_fields(fast):
+    """Lesson 05 asserts this of its budget, FAST and full: every object is larger than the naive
+    network's receptive field and smaller than every encoder-decoder's."""
+    from dlcourse.models import receptive_field
+    from dlcourse.training.experiments import build_segmenter, comparison_budget
+
+    budget = comparison_budget(fast)
+    low, high = budget["size_range"]
+    fields = {
+        m: receptive_field(build_segmenter(m, 4, filters=budget["filters"]))
+        for m in ("naive_fcn", "nearest", "max_unpool", "strided_conv")
+    }
+    assert fields.pop("naive_fcn") < low, fields
+    assert min(fields.values()) > high and high < budget["image_size"], (fields, high)
+
+
 # the layers with state of their own (switches, a resize) and the plain convolutions; lessons 05–06
 # store every method's model through compare_upsampling under nbval
 @pytest.mark.parametrize("method", ["max_unpool", "resize_conv", "naive_fcn"])

@@ -85,7 +85,7 @@ COMPARISON_BUDGETS = {
     },
     "full": {
         "image_size": 64,
-        "size_range": (28, 56),
+        "size_range": (16, 30),
         "objects": (1, 2),
         "n_train": 6000,
         "n_val": 600,
@@ -99,12 +99,13 @@ COMPARISON_BUDGETS = {
 """The data and training budget every method gets in lessons 05 and 06, FAST and full mode.
 
 The objects (``size_range``, in pixels) are larger than the naive network's receptive field
-(13 pixels), so the comparison asks what lesson 04 set up: what does a network that cannot see
-a whole object get wrong? Every method is trained once per seed in ``seeds`` (the seed decides
+(13 pixels) and smaller than the encoder–decoders' (32 pixels and more), in both budgets, so the
+comparison asks what lesson 04 set up: what does a network that cannot see a whole object get
+wrong? Every method is trained once per seed in ``seeds`` (the seed decides
 the initial weights and the order of the batches), so a ranking can be held against the
 seed-to-seed spread. FAST (CI, grading, a 2-core CPU): 24×24 scenes, 120 training steps, a
 few seconds per model.
-Full (a GPU): 64×64 scenes, objects twice as large, more data and epochs."""
+Full (a GPU): 64×64 scenes with room for more objects of the same kind, more data and epochs."""
 
 
 def comparison_budget(fast: bool) -> dict:
