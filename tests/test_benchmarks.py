@@ -214,34 +214,67 @@ def test_peers_are_the_tutorials_models_and_the_fix_reaches_nested_batchnorm():
 def test_peers_targets_and_markdown():
     from benchmarks import bench_peers
 
-    def row(cpu, best):
+    def row(cpu, best, trained=120.0):
         hit = None if cpu is None else {"seconds": cpu / 2, "cpu_seconds": cpu, "epoch": 3}
         return {"model": "m", "params": 1, "bn_momentum": 0.9, "seconds_per_epoch": 1.0,
-                "reached": hit, "best_mean_iou_within_budget": best}  # fmt: skip
+                "reached": hit, "best_mean_iou_within_budget": best,
+                "train_cpu_seconds": trained}  # fmt: skip
 
     rows = {
         "course_unet": row(20.0, 0.9),
-        "a": row(None, 0.3),
+        "a": row(None, 0.3, trained=140.0),
         "a+bn0.9": row(40.0, 0.85),
         "b": row(70.0, 0.82),
     }
-    assert bench_peers._targets(rows) == {
+    targets = bench_peers._targets(rows)
+    assert targets == {
         "published_best_peer_over_course": 3.5,
+        "published_is_lower_bound": False,
+        "published_target_met": True,
         "fixed_peers_not_faster": True,
     }
     rows["a+bn0.9"] = row(10.0, 0.85)
     assert bench_peers._targets(rows)["fixed_peers_not_faster"] is False
-    rows["b"] = row(None, 0.5)
-    assert bench_peers._targets(rows)["published_best_peer_over_course"] == float("inf")
+    # a published peer that never got there took more than it trained: a bound, not infinity
+    rows["b"] = row(None, 0.5, trained=130.0)
+    targets = bench_peers._targets(rows)
+    assert targets["published_best_peer_over_course"] == 6.5
+    assert targets["published_is_lower_bound"] and targets["published_target_met"]
+    # one that stopped at its budget short of TARGET_RATIO x the course decides nothing
+    rows["b"] = row(None, 0.5, trained=50.0)
+    targets = bench_peers._targets(rows)
+    assert targets["published_is_lower_bound"] and targets["published_target_met"] is False
+    rows["b"] = row(None, 0.5, trained=130.0)
     recipe = {**bench_peers.RECIPES["full"]}
     result = {"recipe": recipe, "threshold": 0.8, "course": "course_unet", "variants": rows,
               "targets": bench_peers._targets(rows)}  # fmt: skip
     text = bench_peers.markdown(result, "here")
-    assert (
-        "| **course_unet** |" in text and "not reached" in text and "∞ (no peer reached it)" in text
-    )
-    assert "{r[" not in text
-    assert bench_peers.headline(result)[0][0] == "course U-Net to validation mIoU 0.8"
+    assert "| **course_unet** |" in text and "not reached" in text
+    assert "≥ ×6.50 (no published peer reached it" in text and "(target ≥ 3: met" in text
+    assert "∞" not in text and "{r[" not in text
+    head = bench_peers.headline(result)
+    assert head[0][0] == "course U-Net to validation mIoU 0.8"
+    assert "a not reached in 140 CPU-s" in head[1][1]
+    rows["course_unet"] = row(None, 0.7)
+    assert set(bench_peers._targets(rows).values()) == {None}
+    assert "undecided" in bench_peers.markdown({**result, "targets": bench_peers._targets(rows)}, "")
+
+
+@pytest.mark.parametrize(
+    "reached, cpu, limit, why",
+    [
+        (30.0, 121.0, 120.0, "budget"),  # reached within the budget, trained to its end
+        (None, 121.0, 120.0, "budget"),  # a fixed peer or the course: no decision limit
+        (150.0, 151.0, 180.0, "reached the threshold"),  # a published peer trained on
+        (None, 181.0, 180.0, "decision limit"),
+        (None, 90.0, 180.0, "wall guard"),
+    ],
+)
+def test_peers_stopped_by(reached, cpu, limit, why):
+    from benchmarks import bench_peers
+
+    hit = None if reached is None else {"cpu_seconds": reached}
+    assert bench_peers._stopped_by(hit, cpu, 120.0, limit) == why
 
 
 def test_merge_keeps_each_sections_run(tmp_path):
