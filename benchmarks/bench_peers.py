@@ -502,7 +502,9 @@ def headline(result: dict) -> list[tuple[str, str]]:
             + (
                 f"not reached in {row['train_cpu_seconds']:.0f} CPU-s"
                 if ratio is None and "train_cpu_seconds" in row
-                else "not reached" if ratio is None else f"×{ratio:.1f}"
+                else "not reached"
+                if ratio is None
+                else f"×{ratio:.1f}"
             )
         )
     t = result["targets"]
@@ -514,8 +516,7 @@ def headline(result: dict) -> list[tuple[str, str]]:
         ),
         (
             f"peers' CPU seconds to mIoU {result['threshold']} ÷ the course's",
-            "; ".join(parts)
-            + f" (best published peer {_ratio_text(t)})",
+            "; ".join(parts) + f" (best published peer {_ratio_text(t)})",
         ),
     ]
 

@@ -257,7 +257,9 @@ def test_peers_targets_and_markdown():
     assert "a not reached in 140 CPU-s" in head[1][1]
     rows["course_unet"] = row(None, 0.7)
     assert set(bench_peers._targets(rows).values()) == {None}
-    assert "undecided" in bench_peers.markdown({**result, "targets": bench_peers._targets(rows)}, "")
+    assert "undecided" in bench_peers.markdown(
+        {**result, "targets": bench_peers._targets(rows)}, ""
+    )
 
 
 @pytest.mark.parametrize(
