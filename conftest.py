@@ -32,6 +32,7 @@ SLOW_TESTS = (
     "tests/test_grading.py::test_grade_without_sandbox_when_the_risk_is_accepted",  # kernels
     "tests/test_grading.py::test_check_command",  # kernels
     "tests/test_runner.py::test_run_",  # each runs fixture lessons in kernels
+    "tests/test_benchmarks.py::test_full_mode_09_measures_both_models",  # builds two models
     "tests/test_runner.py::test_kernel_stderr_goes_to_a_log",
     "tests/test_notebooks.py::test_refresh_",  # kernels
     "tests/test_benchmarks.py::test_quick_run_writes_report_and_readme_block",

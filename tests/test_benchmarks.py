@@ -314,3 +314,31 @@ def test_merge_keeps_each_sections_run(tmp_path):
                      "--out", str(tmp_path / "out"), "--readme", str(readme)])  # fmt: skip
     assert code == 0 and "in 2 runs" in readme.read_text()
     assert json.loads((tmp_path / "out" / "report.json").read_text())["merged"] == 2
+
+
+def test_full_mode_09_mirrors_the_lessons_parameters():
+    import nbformat
+
+    from benchmarks import full_mode_09
+
+    cell = nbformat.read(ROOT / "lessons" / "09_real_photographs.ipynb", as_version=4).cells[4]
+    full = full_mode_09.FULL
+    for line in (
+        f"IMAGE_SIZE = 32 if FAST else {full['image_size']}",
+        f"FILTERS = (8, 16, 32, 64) if FAST else {full['filters']}",
+        f"EPOCHS = 5 if FAST else {full['epochs']}",
+        f"BATCH_SIZE = 16 if FAST else {full['batch_size']}",
+        f"({full['n_train']:,} photographs)",
+    ):
+        assert line in cell.source, line
+
+
+def test_full_mode_09_measures_both_models():
+    from benchmarks import full_mode_09
+
+    full = full_mode_09.FULL
+    rows = full_mode_09.measure(
+        steps=1, full={**full, "image_size": 16, "filters": (2, 4, 4, 4), "batch_size": 2}
+    )
+    assert [r["model"] for r in rows] == ["encoder-decoder", "U-Net"]
+    assert all(r["steps"] == 30 * 1840 and r["cpu_seconds_per_step"] > 0 for r in rows)
