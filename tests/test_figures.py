@@ -101,6 +101,58 @@ def test_update_sets_tolerance_from_the_spread_with_a_floor_and_keeps_directions
     assert figures.update({}, [one])["05_x"]["miou"] == Expected(0.8, "higher", tolerance=0.02)
 
 
+def test_widen_keeps_what_the_file_accepted_and_adds_another_machines_runs(tmp_path):
+    old = {
+        "05_x": {
+            "miou": Expected(0.80, "higher", 0.03),  # accepts >= 0.77
+            "err": Expected(0.10, "lower", 0.02),  # accepts <= 0.12
+            "share": Expected(2.0, "both", 0.1),  # accepts [1.9, 2.1]
+            "p": Expected(7, "exact"),
+            "n": Expected(3, "exact"),
+            "t_seconds": Expected(3.0, "timing", factor=10.0),
+        }
+    }
+    figs = {"miou": 0.70, "err": 0.05, "share": 2.3, "p": 7, "n": 4, "t_seconds": 90.0}
+    other = _run(tmp_path, {"05_x": figs})
+    got = figures.update(old, [other], floor=0.02, spread_factor=2.0, widen=True)["05_x"]
+    assert got["miou"] == Expected(0.80, "higher", tolerance=0.12)  # down to 0.70 - 0.02
+    assert got["err"] == old["05_x"]["err"]  # the other machine is better: nothing to add
+    assert got["share"] == Expected(2.123, "both", tolerance=0.23)  # [1.9, 2.3 + 2 % of 2.3]
+    assert got["p"] == Expected(7, "exact") and got["n"] == Expected(3.5, "both", tolerance=0.5)
+    assert got["t_seconds"] == old["05_x"]["t_seconds"]  # a timing keeps its entry
+    for value in (0.77, 0.68):  # what the file accepted, and what the new machine needs
+        assert got["miou"].problem("miou", value) is None
+    for value in (1.9, 2.34):
+        assert got["share"].problem("share", value) is None
+    assert got["share"].problem("share", 2.36) is not None  # still a bound
+    # without widen the runs alone decide: the first machine's 1.9 would fail
+    alone = figures.update(old, [other], floor=0.02, spread_factor=2.0)["05_x"]
+    assert alone["share"] == Expected(2.3, "both", tolerance=0.046)
+    assert alone["share"].problem("share", 1.9) is not None
+    # a string that depends on the machine cannot be widened
+    old["05_x"]["ranking"] = Expected("a > b", "exact")
+    bad = _run(tmp_path, {"05_x": {**figs, "ranking": "a = b"}})
+    with pytest.raises(FiguresError, match="ranking is 'a = b' in these runs and 'a > b'"):
+        figures.update(old, [bad], widen=True)
+
+
+def test_widen_on_the_command_line_keeps_the_earlier_machines_in_the_header(tmp_path):
+    file = tmp_path / "figures.toml"
+    first = _run(tmp_path, {"05_x": {"miou": 0.8}})
+    assert cli.main(["figures", "update", first.source, "--file", str(file)]) == 0
+    second = _run(tmp_path, {"05_x": {"miou": 0.7}})
+    assert cli.main(["figures", "update", second.source, "--file", str(file), "--widen"]) == 0
+    text = file.read_text()
+    assert "--spread-factor 2 --widen) from the runs:" in text
+    assert f"#   {second.source}: test, 1 threads" in text
+    assert f"#   (earlier) {first.source}: test, 1 threads" in text
+    assert figures.header_sources(text) == [
+        f"{second.source}: test, 1 threads, tensorflow ?",
+        f"{first.source}: test, 1 threads, tensorflow ?",
+    ]
+    assert figures.load(file)["05_x"]["miou"] == Expected(0.8, "higher", tolerance=0.12)
+
+
 def test_update_refuses_missing_disagreeing_and_failed_figures(tmp_path):
     one = _run(tmp_path, {"05_x": {"miou": 0.8, "s": "a"}})
     with pytest.raises(FiguresError, match=r"05_x: run 2 did not publish miou"):

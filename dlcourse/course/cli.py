@@ -148,6 +148,7 @@ def _cmd_figures(args) -> int:
             lessons=args.lesson,
             floor=floor,
             spread_factor=factor,
+            widen=args.widen,
         )
     except figures.FiguresError as exc:
         print(f"dlcourse figures: {exc}", file=sys.stderr)
@@ -160,9 +161,14 @@ def _cmd_figures(args) -> int:
     ]
     header = (
         figures.HEADER
-        + f"Last update (--floor {floor:g} --spread-factor {factor:g}) from the runs:\n"
+        + f"Last update (--floor {floor:g} --spread-factor {factor:g}"
+        + (" --widen" if args.widen else "")
+        + ") from the runs:\n"
         + "\n".join(f"  {s}" for s in sources)
     )
+    if args.widen and path.is_file():  # the machines the file already accepted stay on record
+        earlier = figures.header_sources(path.read_text())
+        header += "".join(f"\n  (earlier) {s}" for s in earlier if s not in sources)
     path.write_text(figures.dumps(new, header))
     changed = sorted(k for k in new if new[k] != table.get(k))
     print(f"{path}: {len(new)} lesson(s); updated: {', '.join(changed) or 'none'}")
@@ -288,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="tolerance = this × (max - min over the runs), at least the floor (default 2)",
+    )
+    p.add_argument(
+        "--widen",
+        action="store_true",
+        help="runs from another machine: keep what the file accepts and add what these runs need",
     )
     p.set_defaults(func=_cmd_figures)
 

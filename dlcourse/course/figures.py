@@ -246,6 +246,50 @@ def read_runs(run_dirs: list[str | Path]) -> list[Run]:
 
 
 def _merge_one(lesson: str, name: str, values: list, old: Expected | None, floor: float,
+               spread_factor: float, widen: bool = False) -> Expected:  # fmt: skip
+    fresh = _from_runs(lesson, name, values, old, floor, spread_factor)
+    return fresh if not widen or old is None else _widened(lesson, name, old, fresh)
+
+
+def _widened(lesson: str, name: str, old: Expected, fresh: Expected) -> Expected:
+    """The narrowest expectation that accepts everything ``old`` accepts and everything ``fresh``
+    (another machine's runs) accepts; ``old``'s direction and timing factor are kept."""
+    if old.direction == "timing" or fresh.direction == "timing":
+        return old
+    if old.direction == "exact" and fresh.direction == "exact":
+        if old.expected == fresh.expected:
+            return old
+        if not (_number(old.expected) and _number(fresh.expected)):
+            raise FiguresError(
+                f"{lesson}: figure {name} is {fresh.expected!r} in these runs and "
+                f"{old.expected!r} in the file; a string or flag cannot be widened: the lesson "
+                "should publish something that does not depend on the machine"
+            )
+    direction = "both" if old.direction == "exact" else old.direction
+
+    def bounds(e: Expected) -> tuple[float, float]:
+        tolerance = 0.0 if e.direction == "exact" else e.tolerance
+        return e.expected - tolerance, e.expected + tolerance
+
+    (old_low, old_high), (new_low, new_high) = bounds(old), bounds(fresh)
+    low, high = min(old_low, new_low), max(old_high, new_high)
+    if direction == "higher":  # only the lower bound is held
+        return Expected(old.expected, direction, tolerance=_round_up(old.expected - low))
+    if direction == "lower":
+        return Expected(old.expected, direction, tolerance=_round_up(high - old.expected))
+    middle = _round((low + high) / 2)
+    return Expected(middle, direction, tolerance=_round_up(max(high - middle, middle - low)))
+
+
+def _round_up(value: float, digits: int = 2) -> float:
+    """``value`` rounded *up* to ``digits`` significant digits: a widened bound keeps covering."""
+    if value <= 0:
+        return 0.0
+    scale = 10 ** (digits - 1 - math.floor(math.log10(value)))
+    return math.ceil(value * scale - 1e-9) / scale
+
+
+def _from_runs(lesson: str, name: str, values: list, old: Expected | None, floor: float,
                spread_factor: float) -> Expected:  # fmt: skip
     where = f"{lesson}: figure {name}"
     kinds = {type(v) for v in values}
@@ -283,12 +327,18 @@ def update(
     lessons: list[str] | None = None,
     floor: float = FLOOR,
     spread_factor: float = SPREAD_FACTOR,
+    widen: bool = False,
 ) -> Table:
     """A new table: ``lessons`` (default: every lesson in the runs) from the runs, the rest kept.
 
     A figure's expected value is the mean over the runs (a timing's, the median); its tolerance
     ``spread_factor × (max - min)``, at least ``floor`` (relative above 1). A direction already in
     ``table`` is kept (set it by hand there); a new figure gets ``classify``'s.
+
+    With ``widen`` (runs from another machine: another CPU adds in another order), a figure the
+    table already holds keeps everything it accepted and gains what the runs need: the narrowest
+    interval covering both (see ``_widened``); timings keep their entry, and a string figure
+    that differs between the machines is refused.
     """
     if not runs:
         raise FiguresError("Expected at least one run folder.")
@@ -314,7 +364,13 @@ def update(
         old = table.get(lesson, {})
         new[lesson] = {
             name: _merge_one(
-                lesson, name, [figs[name] for figs in present], old.get(name), floor, spread_factor
+                lesson,
+                name,
+                [figs[name] for figs in present],
+                old.get(name),
+                floor,
+                spread_factor,
+                widen,
             )
             for name in sorted(figure_names)
         }
@@ -329,6 +385,18 @@ def _toml_value(value) -> str:
     if isinstance(value, float):
         return repr(value)  # finite (checked on the way in); repr is valid TOML
     return json.dumps(value, ensure_ascii=False)  # a basic string; JSON's escapes are TOML's
+
+
+def header_sources(text: str) -> list[str]:
+    """The run lines of a figures file's header (``#   <folder>: <cpu>, <threads>, ...``), the
+    earlier ones without their ``(earlier)`` mark."""
+    sources = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        if line.startswith("#   "):
+            sources.append(line[4:].removeprefix("(earlier) ").strip())
+    return sources
 
 
 def dumps(table: Table, header: str = "") -> str:
