@@ -153,6 +153,26 @@ def test_widen_on_the_command_line_keeps_the_earlier_machines_in_the_header(tmp_
     assert figures.load(file)["05_x"]["miou"] == Expected(0.8, "higher", tolerance=0.12)
 
 
+def test_update_of_one_lesson_reads_a_run_in_which_another_failed(tmp_path):
+    report = {
+        "lessons": {
+            "04_x": {"status": "failed", "error": {"cell": 15, "ename": "AssertionError"}},
+            "05_y": {"status": "passed", "figures": {"miou": 0.5}},
+        },
+        "environment": {"cpu": "test", "threads": 2},
+    }
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(report))
+    with pytest.raises(FiguresError, match="lesson 04_x failed .cell 15: AssertionError"):
+        figures.read_runs([path])
+    [run] = figures.read_runs([path], ["05_y"])
+    assert run.lessons == {"05_y": {"miou": 0.5}}
+    file = tmp_path / "figures.toml"
+    assert cli.main(["figures", "update", str(path), "--file", str(file), "--lesson", "05_y"]) == 0
+    assert list(figures.load(file)) == ["05_y"]
+    assert cli.main(["figures", "update", str(path), "--file", str(file)]) == 2  # all: refused
+
+
 def test_update_refuses_missing_disagreeing_and_failed_figures(tmp_path):
     one = _run(tmp_path, {"05_x": {"miou": 0.8, "s": "a"}})
     with pytest.raises(FiguresError, match=r"05_x: run 2 did not publish miou"):

@@ -132,7 +132,7 @@ def _cmd_figures(args) -> int:
     floor = figures.FLOOR if args.floor is None else args.floor
     factor = figures.SPREAD_FACTOR if args.spread_factor is None else args.spread_factor
     try:
-        runs = figures.read_runs(args.runs)
+        runs = figures.read_runs(args.runs, args.lesson if args.action == "update" else None)
         table = figures.load(path) if path.is_file() else {}
         if args.action == "check":
             bad = 0

@@ -215,8 +215,11 @@ class Run:
     environment: dict
 
 
-def read_runs(run_dirs: list[str | Path]) -> list[Run]:
-    """The runs in ``run_dirs`` (folders or results.json files); refuse lessons that failed to run."""
+def read_runs(run_dirs: list[str | Path], only: list[str] | None = None) -> list[Run]:
+    """The runs in ``run_dirs`` (folders or results.json files); refuse lessons that failed to run.
+
+    With ``only`` (lesson names), only those are read (and only their failures refused): a run in which
+    another lesson failed can still update the lessons that passed."""
     runs = []
     for run_dir in run_dirs:
         path = Path(run_dir)
@@ -234,6 +237,8 @@ def read_runs(run_dirs: list[str | Path]) -> list[Run]:
             ) from None
         lessons = {}
         for lesson, res in lessons_report.items():
+            if only is not None and lesson not in only:
+                continue
             if res.get("status") not in ("passed", "regressed"):
                 err = res.get("error") or {}
                 raise FiguresError(
