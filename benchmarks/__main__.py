@@ -30,8 +30,16 @@ machinery (its figures mean nothing; 2–3 minutes on a quiet machine, most of i
 ``--render --merge DIR...`` makes one report of several ``--only`` runs' folders (each section
 keeps its own run's command, date and load).
 
-The peers section adds 6 trainings of 120 CPU-seconds each (12 minutes of CPU time, about 7
-minutes on 2 quiet cores with evaluation), which takes the full run past 15 minutes on 2 cores.
+``--course-from RUN_DIR`` takes the course section from a ``dlcourse run --fast`` folder (the
+README's first command) instead of running every lesson again; ``bench_course.from_run`` accepts
+only a run this benchmark would have made (every lesson, this checkout's code, an empty results
+cache at its start, default threads, this CPU), and the report says the section was reused.
+
+The peers section trains 6 models for at least 120 CPU-seconds each, longer where the course's
+model needs more than that to reach the threshold (``bench_peers``): 9 minutes of the 20.5 on the
+2-core Intel Xeon (2026-12-06), 38 minutes on a 2-core AMD EPYC whose peak is 2.4x lower
+(2026-12-07; the course section took 13 minutes there). So the whole run stays above 15 minutes
+on 2 cores even with ``--course-from``.
 """
 
 from __future__ import annotations
@@ -146,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(each section keeps its run's command, date and load)",
     )  # fmt: skip
     parser.add_argument(
+        "--course-from", type=Path, default=None, metavar="RUN_DIR",
+        help="take the course section from this `dlcourse run --fast` folder instead of running "
+        "every lesson again (only a cold-cache run of this checkout on this machine is accepted)",
+    )  # fmt: skip
+    parser.add_argument(
         "--timeout-factor", type=float, default=1.0,
         help="scale every section's timeout (full run: course 1500 s, quality 900 s, ...)",
     )  # fmt: skip
@@ -167,6 +180,16 @@ def main(argv=None) -> int:
             report = json.loads((out / "report.json").read_text())
         reporting.write(report, out)
         return _finish(report, out, args.readme)
+    reused = None
+    if args.course_from is not None:
+        if "course" not in args.only:
+            build_parser().error(
+                "--course-from replaces the course section, which --only leaves out"
+            )
+        try:
+            reused = reuse_course(args.course_from)
+        except ValueError as exc:
+            build_parser().error(str(exc))
     out.mkdir(parents=True, exist_ok=True)
     # Only this run's course section may leave lessons 05-06's trained models for the quality
     # section to continue (with --only quality, the quality section trains from scratch).
@@ -181,8 +204,13 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     for name in args.only:
         timeout = SECTIONS[name].timeout * (0.5 if args.quick else 1.0) * args.timeout_factor
-        print(f"[{name}] running (timeout {timeout:.0f} s) ...", file=sys.stderr, flush=True)
-        entry = run_section(name, args.quick, out, timeout)
+        if name == "course" and reused is not None:
+            print(f"[course] reused from {args.course_from}", file=sys.stderr, flush=True)
+            entry = reused
+            _copy_comparison_cache(reused, out)
+        else:
+            print(f"[{name}] running (timeout {timeout:.0f} s) ...", file=sys.stderr, flush=True)
+            entry = run_section(name, args.quick, out, timeout)
         if report["environment"] is None and "error" not in entry.get("environment", {"error": 1}):
             report["environment"] = entry["environment"]
         report["sections"][name] = entry
@@ -192,6 +220,45 @@ def main(argv=None) -> int:
     report["machine"]["load_average_end"] = reporting.load_average()
     reporting.write(report, out)
     return _finish(report, out, args.readme)
+
+
+def reuse_course(run_dir: Path) -> dict:
+    """The course section's entry from a ``dlcourse run --fast`` folder
+    (``bench_course.from_run`` checks that it is the run this benchmark would have made).
+    Its wall seconds are the lessons' seconds in that run; its heading names that run.
+
+    Raises:
+        ValueError: the folder is not such a run (the message says why).
+    """
+    from benchmarks.bench_course import from_run
+
+    result = from_run(run_dir)
+    path = run_dir / "results.json" if run_dir.is_dir() else run_dir
+    env = json.loads(path.read_text())["environment"]
+    return {
+        "status": "ok",
+        "result": result,
+        "seconds": result["total_seconds"],
+        "environment": {k: v for k, v in env.items() if k not in ("source", "started")},
+        "wall_seconds": result["total_seconds"],
+        "reused": str(path.resolve()),
+        "run": {
+            "command": f"dlcourse run --fast (reused: --course-from {run_dir})",
+            "date": env["started"],
+            "load_average_start": env["load_average_start"],
+            "quick": False,
+        },
+    }
+
+
+def _copy_comparison_cache(entry: dict, out: Path) -> None:
+    """Lessons 05–06's trained rows and models of the reused run, where the quality section
+    continues them (it trains from scratch if they are gone)."""
+    from dlcourse.training.experiments import comparison_cache_dir
+
+    source = comparison_cache_dir(entry["environment"]["cache_dir"])
+    if source.is_dir():
+        shutil.copytree(source, comparison_cache_dir(course_cache(out)), dirs_exist_ok=True)
 
 
 def _finish(report: dict, out: Path, readme: Path | None) -> int:

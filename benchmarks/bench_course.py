@@ -61,17 +61,30 @@ def run(quick: bool = False, out=None, lessons=None) -> dict:
                 os.environ.pop(CACHE_ENV, None)
             else:
                 os.environ[CACHE_ENV] = saved
-        rows = {}
-        for name, r in report["lessons"].items():
-            cells = cell_seconds(r["executed"]) if r.get("executed") else []
-            rows[name] = {
-                "status": r["status"],
-                "seconds": r["seconds"],
-                "error": r["error"],
-                # kernel start, TensorFlow import in the kernel, writing the notebook, ...
-                "outside_cells_seconds": round(r["seconds"] - sum(c["seconds"] for c in cells), 1),
-                "slowest_cells": sorted(cells, key=lambda c: -c["seconds"])[:3],
-            }
+        rows = _rows(report, Path(out or tmp))
+    return {**_summary(rows), "quick": quick}
+
+
+def _rows(report: dict, run_dir: Path) -> dict:
+    """Per lesson: status, seconds, error, time outside cells, the three slowest cells."""
+    rows = {}
+    for name, r in report["lessons"].items():
+        executed = Path(r["executed"]) if r.get("executed") else None
+        if executed is not None and not executed.exists():  # a run folder that was moved
+            executed = run_dir / executed.name
+        cells = cell_seconds(executed) if executed is not None and executed.exists() else []
+        rows[name] = {
+            "status": r["status"],
+            "seconds": r["seconds"],
+            "error": r["error"],
+            # kernel start, TensorFlow import in the kernel, writing the notebook, ...
+            "outside_cells_seconds": round(r["seconds"] - sum(c["seconds"] for c in cells), 1),
+            "slowest_cells": sorted(cells, key=lambda c: -c["seconds"])[:3],
+        }
+    return rows
+
+
+def _summary(rows: dict) -> dict:
     total = round(sum(r["seconds"] for r in rows.values()), 1)
     slowest = max(rows, key=lambda name: rows[name]["seconds"])
     return {
@@ -82,8 +95,66 @@ def run(quick: bool = False, out=None, lessons=None) -> dict:
         "passed": sum(r["status"] == "passed" for r in rows.values()),
         "total_seconds": total,
         "slowest": slowest,
-        "quick": quick,
     }
+
+
+def from_run(run_dir) -> dict:
+    """:func:`run`'s result, read from a ``dlcourse run --fast`` of every lesson instead of
+    measured again (``python -m benchmarks --course-from RUN_DIR``): the README's first command
+    already ran the whole course. Only a run that this benchmark would have made is accepted:
+    FAST mode, every lesson of this checkout, an empty results cache at its start, the same
+    lessons and ``dlcourse`` code (``source``), the default thread count and the same CPU model
+    and core count.
+
+    Raises:
+        ValueError: the run is missing, unreadable or not such a run; the message says which
+            condition failed and what was expected.
+    """
+    from dlcourse.course.runner import THREAD_VARIABLES, cpu_model, select, source_digest
+
+    run_dir = Path(run_dir)
+    path = run_dir / "results.json" if run_dir.is_dir() else run_dir
+    try:
+        report = json.loads(path.read_text())
+        env, lessons = report["environment"], report["lessons"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(
+            f"Expected the results.json of `dlcourse run --fast`. Received: {path} ({exc!r})"
+        ) from None
+    chosen = select(None)
+    problems = []
+    if env.get("fast") is not True:
+        problems.append("it did not run in FAST mode (expected `dlcourse run --fast`)")
+    missing = [lesson.name for lesson in chosen if lesson.name not in lessons]
+    if missing:
+        problems.append(f"it did not run {', '.join(missing)} (expected every lesson)")
+    if env.get("cache") != "cold":
+        problems.append(
+            f"its results cache ({env.get('cache_dir', 'unknown')}) was "
+            f"{env.get('cache', 'not recorded')} at the start (expected empty: a first run, "
+            "e.g. DLCOURSE_CACHE=$(mktemp -d) dlcourse run --fast)"
+        )
+    if env.get("source") != source_digest(chosen):
+        problems.append(
+            "its lessons or dlcourse code differ from this checkout's (expected the same "
+            "source digest)"
+        )
+    threads = os.environ.get(THREAD_VARIABLES[0])  # what a run started here would record
+    if env.get("threads") != threads:
+        problems.append(
+            f"it ran with threads={env.get('threads')} (expected {threads}, as the benchmark "
+            "would run it: drop --threads)"
+        )
+    machine = (cpu_model(), os.cpu_count())
+    if (env.get("cpu"), env.get("cpu_count")) != machine:
+        problems.append(
+            f"it ran on {env.get('cpu')} with {env.get('cpu_count')} cores "
+            f"(expected this machine: {machine[0]} with {machine[1]})"
+        )
+    if problems:
+        raise ValueError(f"Cannot reuse {path} as the course section: " + "; ".join(problems))
+    report = {**report, "lessons": {lesson.name: lessons[lesson.name] for lesson in chosen}}
+    return {**_summary(_rows(report, path.parent)), "quick": False}
 
 
 def _when(text: str):

@@ -115,6 +115,63 @@ def _models(batch: int, size: int) -> dict:
     return models
 
 
+CEILING = "arithmetic alone: "
+
+
+def arithmetic_step(model, x, cost: dict):
+    """``(step, multiply_adds)``: forward and backward of only the layers ``model_cost`` counts
+    (convolutions, transposed convolutions, dense), each alone on the input it gets in the model
+    for the batch ``x``, with the gradients of its input and weights (a random upstream gradient:
+    no loss, no BatchNorm, activations, pooling, unpooling or optimizer). Its share of the peak
+    is the most a training step of this model could reach on this machine with these layer
+    shapes; ``multiply_adds`` is the per-image count of the layers included."""
+    import tensorflow as tf
+
+    chosen, inputs = _counted_layers(model, x, cost)
+    upstream = [
+        tf.random.stateless_normal(layer.compute_output_shape(tuple(t.shape)), seed=(i, 1))
+        for i, (layer, t) in enumerate(zip(chosen, inputs, strict=True))
+    ]
+    weights = [w.value for layer in chosen for w in layer.trainable_weights]
+
+    @tf.function(jit_compile=False)
+    def step():
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            outputs = [layer(t) for layer, t in zip(chosen, inputs, strict=True)]
+        return tape.gradient(outputs, [*inputs, *weights], output_gradients=upstream)
+
+    return step, cost["multiply_adds"]
+
+
+def _counted_layers(model, x, cost: dict):
+    """``(layers, inputs)``: the layers ``cost`` counts multiply-adds for, with the tensor each
+    gets in ``model`` for the batch ``x``; a nested model (a backbone) is opened up."""
+    import keras
+    import tensorflow as tf
+
+    from dlcourse.metrics import model_cost
+    from dlcourse.models.graph import layer_calls
+
+    counted = {r["name"] for r in cost["layers"] if r["multiply_adds"] > 0}
+    # the tensor each call receives in this graph (a nested model's own .input is its inside)
+    calls = [(layer, node) for layer, node in layer_calls(model) if layer.name in counted]
+    targets = [layer for layer, _ in calls]
+    probe = keras.Model(model.inputs, [node.input_tensors[0] for _, node in calls])
+    values = [tf.constant(t) for t in keras.tree.flatten(probe([x], training=False))]
+    layers, inputs = [], []
+    for layer, value in zip(targets, values, strict=True):
+        if isinstance(layer, keras.Model):
+            inner = model_cost(layer, tuple(value.shape[1:]))
+            more, their_inputs = _counted_layers(layer, value.numpy(), inner)
+            layers += more
+            inputs += their_inputs
+        else:
+            layers.append(layer)
+            inputs.append(value)
+    return layers, inputs
+
+
 def run(quick: bool = False) -> dict:
     """Peak FLOP/s and each model's training-step FLOP/s, timed round-robin.
 
@@ -146,6 +203,17 @@ def run(quick: bool = False) -> dict:
         except Exception as exc:  # one broken model does not hide the others
             steps.pop(name, None)
             info[name] = {"error": f"{type(exc).__name__}: {exc}"}
+            continue
+        try:
+            steps[CEILING + name], counted = arithmetic_step(model, x, cost)
+            flops[CEILING + name] = 6 * counted * batch
+            info[CEILING + name] = {"multiply_adds": counted}
+            for _ in range(2):
+                steps[CEILING + name]()
+        except Exception as exc:  # the ceiling is extra: the model's row stays
+            steps.pop(CEILING + name, None)
+            info.pop(CEILING + name, None)
+            info[name]["arithmetic_alone"] = {"error": f"{type(exc).__name__}: {exc}"}
     for name in ("matmul", "conv"):
         steps[name]()  # tracing
     walls = {name: [] for name in steps}
@@ -176,6 +244,9 @@ def run(quick: bool = False) -> dict:
         if "error" not in row:
             row["share_of_peak"] = round(row["gflops_best"] / peak_best, 4)
             row["share_of_peak_median"] = round(row["gflops_median"] / peak_median, 4)
+    for name in [n for n in info if n.startswith(CEILING)]:
+        ceiling = info.pop(name)
+        info[name[len(CEILING) :]]["arithmetic_alone"] = ceiling
     return {
         "convention": CONVENTION,
         "config": {"batch": batch, "image_size": size, "repeats": cfg["repeats"], "quick": quick},
@@ -203,18 +274,34 @@ def markdown(result: dict, machine: str) -> str:
         f"best of {cfg['repeats']} rounds taken round-robin (peak: best of 3 per round).",
         "",
         f"| model | params | GFLOP/step | step ms best ({machine}) | cores busy | "
-        "achieved GFLOP/s | **share of peak** |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "achieved GFLOP/s | **share of peak** | its arithmetic alone: ms, share of peak |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, row in result["models"].items():
         if "error" in row:
-            lines.append(f"| {name} | failed: {row['error'][:120]} | | | | | |")
+            lines.append(f"| {name} | failed: {row['error'][:120]} | | | | | | |")
             continue
+        alone = row.get("arithmetic_alone")
+        if alone is None:
+            alone = "—"
+        elif "error" in alone:
+            alone = f"failed: {alone['error'][:80]}"
+        else:
+            alone = f"{alone['best_s'] * 1000:.1f} ms, {alone['share_of_peak']:.1%}"
         lines.append(
             f"| {name} | {row['params']:,} | {row['gflop_per_step']:.2f} | "
             f"{row['best_s'] * 1000:.1f} | {row['cpu_per_wall']:.1f} | {row['gflops_best']:.1f} | "
-            f"**{row['share_of_peak']:.1%}** |"
+            f"**{row['share_of_peak']:.1%}** | {alone} |"
         )
+    lines += [
+        "",
+        "Its arithmetic alone: the forward and backward passes of only the layers counted "
+        "above (convolutions, transposed convolutions, dense), each on the input it gets in the "
+        "model, with a random upstream gradient: no loss, BatchNorm, activations, pooling, "
+        "unpooling or optimizer. Its share is the most a training step of these layer shapes "
+        "reaches on this machine; narrow layers (3–64 channels) keep it far below the peak, "
+        "which is measured on 128 channels.",
+    ]
     return "\n".join(lines)
 
 
@@ -237,11 +324,58 @@ def headline(result: dict) -> list[tuple[str, str]]:
                 "not a valid measurement, see the load average)"
             )
         rows.append(("training step, share of peak", text))
+        alone = {k: v["arithmetic_alone"] for k, v in ok.items()
+                 if "share_of_peak" in v.get("arithmetic_alone", {})}  # fmt: skip
+        if alone:
+            low = min(alone, key=lambda k: alone[k]["share_of_peak"])
+            high = max(alone, key=lambda k: alone[k]["share_of_peak"])
+            rows.append((
+                "the models' convolutions alone (no BatchNorm, pooling, loss, optimizer), share of peak",
+                f"{alone[low]['share_of_peak']:.0%} ({low}) to "
+                f"{alone[high]['share_of_peak']:.0%} ({high})",
+            ))  # fmt: skip
     return rows
 
 
-OPTIONS = ("default", "jit_compile", "batch_64", "batch_128")
+OPTIONS = ("default", "jit_compile", "batch_64", "batch_128", "fused_batchnorm")
 """The training settings :func:`options` compares (docs/MEASUREMENTS.md has the result)."""
+
+
+def fuse_batchnorm(model) -> int:
+    """Make every BatchNormalization layer of ``model`` train through TensorFlow's fused kernel
+    (``FusedBatchNormV3``: statistics, normalisation and its gradient in one oneDNN op each)
+    instead of Keras 3's composition of ``ops.moments`` and ``ops.batch_normalization``; returns
+    how many layers changed. Same result up to rounding (the fused op's variance is unbiased, so
+    it is rescaled for the moving average as Keras computes it). A TensorFlow-only measurement
+    for ``--options fused_batchnorm``, done before the first step traces the model."""
+    import types
+
+    import keras
+    import tensorflow as tf
+
+    def call(self, inputs, training=None, mask=None):
+        fusable = self._reduction_axes == [0, 1, 2] and not self.renorm  # 4-D, channels last
+        if not (training and self.trainable and fusable) or mask is not None:
+            return type(self).call(self, inputs, training=training, mask=mask)
+        empty = tf.constant([], tf.float32)
+        y, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
+            x=inputs, scale=self.gamma.value, offset=self.beta.value, mean=empty,
+            variance=empty, epsilon=self.epsilon, is_training=True, data_format="NHWC",
+        )  # fmt: skip
+        n = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), tf.float32)
+        variance = variance * (n - 1.0) / n
+        m = self.momentum
+        self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
+        self.moving_variance.assign(self.moving_variance * m + variance * (1.0 - m))
+        return y
+
+    layers = [
+        layer for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.center and layer.scale
+    ]  # fmt: skip
+    for layer in layers:
+        layer.call = types.MethodType(call, layer)
+    return len(layers)
 
 
 def options(names=None, repeats: int = 5, models=None) -> dict:
@@ -249,7 +383,8 @@ def options(names=None, repeats: int = 5, models=None) -> dict:
 
     ``default`` is :func:`run`'s step (batch 32, graph mode, no XLA); ``jit_compile`` compiles the
     step with XLA; ``batch_64`` / ``batch_128`` feed more images per step (FLOPs scale with the
-    batch, so the share compares directly). Every (model, setting) step and the peak matmul are
+    batch, so the share compares directly); ``fused_batchnorm`` trains BatchNorm through
+    TensorFlow's fused kernel (:func:`fuse_batchnorm`). Every (model, setting) step and the peak matmul are
     timed once per round, ``repeats`` rounds; the share uses the best times. Thread settings are
     not a setting here: TensorFlow already uses both cores for one op (``cpu_per_wall`` ≈ 1.9 in
     :func:`run`), and inter-op parallelism cannot add a core that is not there.
@@ -275,6 +410,10 @@ def options(names=None, repeats: int = 5, models=None) -> dict:
                 model = build()
                 if option == "jit_compile":
                     model.jit_compile = True  # before the first step builds the train function
+                if option == "fused_batchnorm" and not fuse_batchnorm(model):
+                    raise ValueError(
+                        f"Expected BatchNormalization layers in {name}. Received: none"
+                    )
                 cost = model_cost(model, (size, size, 3))
                 steps[key] = lambda m=model, x=x, y=y: m.train_on_batch(x, y)
                 flops[key] = 6 * cost["multiply_adds"] * batch

@@ -300,12 +300,18 @@ def summary_rows(report: dict) -> list[tuple[str, str, str]]:
             rows.append((title, "could not summarise", f"{type(exc).__name__}: {exc}"))
     if report["sections"]:
         slowest = max(report["sections"], key=lambda n: report["sections"][n]["wall_seconds"])
+        reused = [n for n, e in report["sections"].items() if e.get("reused")]
         rows.append(
             (
                 "This benchmark",
                 "wall time",
                 f"{report.get('wall_seconds', 0):.0f} s in all; slowest section {slowest} "
-                f"({report['sections'][slowest]['wall_seconds']:.0f} s)",
+                f"({report['sections'][slowest]['wall_seconds']:.0f} s)"
+                + "".join(
+                    f"; {n} reused from an earlier run "
+                    f"({report['sections'][n]['wall_seconds']:.0f} s there, not in the total)"
+                    for n in reused
+                ),
             )
         )
     return rows

@@ -27,6 +27,11 @@ _FALSE = {"0", "false", "no", "off"}
 FAST_VARIABLE = "DLCOURSE_FAST"
 
 
+def default_cache_dir() -> Path:
+    """``$DLCOURSE_CACHE`` if set, else ``~/.cache/dlcourse``: where lessons share trained rows."""
+    return Path(os.environ.get("DLCOURSE_CACHE") or Path.home() / ".cache" / "dlcourse")
+
+
 def env_flag(name: str) -> bool:
     """The boolean environment variable ``name``: unset, ``0/false/no/off`` or empty is False,
     ``1/true/yes/on`` True (any case, surrounding spaces ignored); anything else is refused.

@@ -243,14 +243,24 @@ def test_peers_targets_and_markdown():
     # one that stopped at its budget short of TARGET_RATIO x the course decides nothing
     rows["b"] = row(None, 0.5, trained=50.0)
     targets = bench_peers._targets(rows)
-    assert targets["published_is_lower_bound"] and targets["published_target_met"] is False
+    assert targets["published_is_lower_bound"] and targets["published_target_met"] is None
+    # an exact ratio below the target is "not met"
+    rows["b"] = row(50.0, 0.82)
+    assert bench_peers._targets(rows)["published_target_met"] is False
+    # a fixed peer that stopped short of the course's time without reaching it decides nothing;
+    # one that trained as long as the course did without reaching it is not faster
+    rows["a+bn0.9"] = row(None, 0.7, trained=15.0)
+    assert bench_peers._targets(rows)["fixed_peers_not_faster"] is None
+    rows["a+bn0.9"] = row(None, 0.7, trained=25.0)
+    assert bench_peers._targets(rows)["fixed_peers_not_faster"] is True
     rows["b"] = row(None, 0.5, trained=130.0)
     recipe = {**bench_peers.RECIPES["full"]}
     result = {"recipe": recipe, "threshold": 0.8, "course": "course_unet", "variants": rows,
               "targets": bench_peers._targets(rows)}  # fmt: skip
     text = bench_peers.markdown(result, "here")
     assert "| **course_unet** |" in text and "not reached" in text
-    assert "≥ ×6.50 (no published peer reached it" in text and "(target ≥ 3: met" in text
+    assert "≥ ×6.50 (no published peer reached it" in text and "(target ≥ 3: met)" in text
+    assert "no faster than the course: yes." in text
     assert "∞" not in text and "{r[" not in text
     head = bench_peers.headline(result)
     assert head[0][0] == "course U-Net to validation mIoU 0.8"
@@ -262,13 +272,28 @@ def test_peers_targets_and_markdown():
     )
 
 
+def test_peers_limits_decide_every_ratio_on_a_slower_cpu():
+    from benchmarks import bench_peers
+
+    budget = 120.0
+    # the course trains on to the threshold; before its time is known nobody trains past budget
+    assert bench_peers._limit("course_unet", None, None, budget) == 4 * budget
+    assert bench_peers._limit("dlwp_convnet", None, None, budget) == budget
+    # a slow CPU: the course needs 200 CPU-s, more than the budget
+    assert bench_peers._limit("dlwp_convnet", None, 200.0, budget) == 600.0
+    assert bench_peers._limit("dlwp_convnet+bn0.9", 0.9, 200.0, budget) == 200.0
+    # a fast one: nobody trains less than the budget (the best mIoU within it is reported)
+    assert bench_peers._limit("dlwp_convnet+bn0.9", 0.9, 30.0, budget) == budget
+    assert bench_peers._limit("dlwp_convnet", None, 30.0, budget) == budget
+
+
 @pytest.mark.parametrize(
     "reached, cpu, limit, why",
     [
         (30.0, 121.0, 120.0, "budget"),  # reached within the budget, trained to its end
         (None, 121.0, 120.0, "budget"),  # a fixed peer or the course: no decision limit
         (150.0, 151.0, 180.0, "reached the threshold"),  # a published peer trained on
-        (None, 181.0, 180.0, "decision limit"),
+        (None, 181.0, 180.0, "limit"),
         (None, 90.0, 180.0, "wall guard"),
     ],
 )
@@ -342,3 +367,139 @@ def test_full_mode_09_measures_both_models():
     )
     assert [r["model"] for r in rows] == ["encoder-decoder", "U-Net"]
     assert all(r["steps"] == 30 * 1840 and r["cpu_seconds_per_step"] > 0 for r in rows)
+
+
+def _course_run(folder: Path, **changes) -> Path:
+    """A `dlcourse run --fast` folder of the fixture lessons, as the runner records it."""
+    from dlcourse.course.runner import cpu_model, select, source_digest
+
+    chosen = select(None)
+    env = {"fast": True, "cpu": cpu_model(), "cpu_count": os.cpu_count(), "cache": "cold",
+           "cache_dir": str(folder / "cache"), "source": source_digest(chosen),
+           "started": "2026-12-07T01:00:00Z", "load_average_start": [0.5, 0.4, 0.3],
+           "threads": os.environ.get("TF_NUM_INTRAOP_THREADS")}  # fmt: skip
+    lessons = {
+        lesson.name: {"status": "passed", "seconds": 10.0 + i, "error": None, "executed": None}
+        for i, lesson in enumerate(chosen)
+    }
+    for key, value in changes.items():
+        if key == "drop":
+            lessons.pop(value)
+        else:
+            env[key] = value
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps({"lessons": lessons, "environment": env}))
+    return folder
+
+
+def test_course_section_reused_from_a_dlcourse_run(tmp_path, monkeypatch, capsys):
+    from benchmarks import bench_course
+
+    monkeypatch.setenv("DLCOURSE_LESSONS_DIR", str(FIXTURE_LESSONS))
+    good = _course_run(tmp_path / "run")
+    result = bench_course.from_run(good)
+    assert result["count"] == 2 and result["passed"] == 2 and result["total_seconds"] == 21.0
+    # the whole benchmark with only the course section: nothing runs, the report names the run
+    out = tmp_path / "out"
+    assert cli.main(["--only", "course", "--course-from", str(good), "--out", str(out)]) == 0
+    data = json.loads((out / "report.json").read_text())
+    entry = data["sections"]["course"]
+    assert entry["status"] == "ok" and entry["reused"].endswith("results.json")
+    assert entry["wall_seconds"] == 21.0 and "--course-from" in entry["run"]["command"]
+    text = report.summary_markdown(data)
+    assert "course reused from an earlier run (21 s there, not in the total)" in text
+    assert "run of 2026-12-07 01:00 UTC" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "changes, says",
+    [
+        ({"fast": False}, "did not run in FAST mode"),
+        ({"drop": "02_broken_lesson"}, "did not run 02_broken_lesson (expected every lesson)"),
+        ({"cache": "warm"}, "was warm at the start (expected empty: a first run"),
+        ({"source": "0" * 64}, "lessons or dlcourse code differ from this checkout's"),
+        ({"cpu": "Another CPU"}, "it ran on Another CPU"),
+        ({"threads": 1}, "it ran with threads=1"),
+    ],
+)
+def test_course_section_refuses_a_run_it_would_not_have_made(tmp_path, monkeypatch, changes, says):
+    from benchmarks import bench_course
+
+    monkeypatch.setenv("DLCOURSE_LESSONS_DIR", str(FIXTURE_LESSONS))
+    run_dir = _course_run(tmp_path / "run", **changes)
+    with pytest.raises(ValueError, match="Cannot reuse") as caught:
+        bench_course.from_run(run_dir)
+    assert says in str(caught.value)
+    with pytest.raises(SystemExit):  # the CLI refuses before it measures anything
+        cli.main(["--course-from", str(run_dir), "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
+def test_course_section_refuses_a_folder_without_results(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--course-from", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert "Expected the results.json of `dlcourse run --fast`" in capsys.readouterr().err
+
+
+def test_efficiency_times_a_models_arithmetic_alone():
+    import dlcourse
+    from benchmarks import bench_efficiency
+    from dlcourse.data import make_scenes, task_arrays
+    from dlcourse.metrics import model_cost
+    from dlcourse.training.experiments import build_segmenter
+
+    dlcourse.register_keras_objects()
+    model = build_segmenter("max_unpool", 4)
+    x, _ = task_arrays(make_scenes(2, image_size=16, seed=0), "segmentation")
+    cost = model_cost(model, (16, 16, 3))
+    step, macs = bench_efficiency.arithmetic_step(model, x, cost)
+    assert macs == cost["multiply_adds"]  # every counted layer is timed
+    grads = step()
+    convs = [layer for layer in model.layers if layer.count_params() and "bn" not in layer.name]
+    weights = sum(len(layer.trainable_weights) for layer in convs)
+    assert len(grads) == len(convs) + weights and all(g is not None for g in grads)
+    # the localizer's backbone is a nested model: its layers are opened up
+    from dlcourse.detection.localization import build_localizer
+
+    localizer = build_localizer(3, (16, 16, 3))
+    cost = model_cost(localizer, (16, 16, 3))
+    step, macs = bench_efficiency.arithmetic_step(localizer, x, cost)
+    assert macs == cost["multiply_adds"] and all(g is not None for g in step())
+
+    row = {"params": 1, "gflop_per_step": 1.0, "best_s": 0.1, "cpu_per_wall": 1.8,
+           "gflops_best": 10.0, "share_of_peak": 0.2}  # fmt: skip
+    peak = {"what": "w", "gflops_best": 50.0, "gflops_median": 45.0}
+    result = {
+        "convention": "c", "config": {"batch": 2, "image_size": 16, "repeats": 1},
+        "peak": {"matmul": peak, "conv": peak, "gflops_best": 50.0},
+        "models": {"a": {**row, "arithmetic_alone": {"best_s": 0.05, "share_of_peak": 0.4}},
+                   "b": {**row, "arithmetic_alone": {"error": "ValueError: nested"}}},
+    }  # fmt: skip
+    text = bench_efficiency.markdown(result, "here")
+    assert "| **20.0%** | 50.0 ms, 40.0% |" in text and "failed: ValueError: nested" in text
+    assert bench_efficiency.headline(result)[-1][1] == "40% (a) to 40% (a)"
+
+
+def test_fused_batchnorm_option_computes_what_keras_does():
+    import keras
+    import numpy as np
+
+    from benchmarks import bench_efficiency
+
+    def model():
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((8, 8, 3))
+        x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False)(inputs)
+        x = keras.layers.BatchNormalization(momentum=0.9)(x)
+        return keras.Model(inputs, x)
+
+    x = np.random.default_rng(0).random((4, 8, 8, 3), dtype=np.float32)
+    plain, fused = model(), model()
+    assert bench_efficiency.fuse_batchnorm(fused) == 1
+    np.testing.assert_allclose(fused(x, training=True), plain(x, training=True), atol=1e-4)
+    bn_plain, bn_fused = plain.layers[-1], fused.layers[-1]
+    for attr in ("moving_mean", "moving_variance"):
+        np.testing.assert_allclose(
+            getattr(bn_fused, attr).numpy(), getattr(bn_plain, attr).numpy(), rtol=1e-4
+        )
+    np.testing.assert_allclose(fused(x), plain(x), atol=1e-4)  # inference: Keras's own path

@@ -241,7 +241,7 @@ def run(
     With ``expected`` (``figures.load`` of a figures file), a lesson whose cells all ran but whose
     figures break it gets the status "regressed" and its ``figure_problems``.
     """
-    from dlcourse.config import environment, fast_mode
+    from dlcourse.config import default_cache_dir, environment, fast_mode
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -250,6 +250,13 @@ def run(
     env["fast"] = bool(fast) if fast is not None else fast_mode()
     env["threads"] = threads if threads is not None else os.environ.get(THREAD_VARIABLES[0])
     env["cpu"] = cpu_model()
+    # what `python -m benchmarks --course-from` checks before it reuses this run's seconds
+    cache = default_cache_dir()
+    env["cache_dir"] = str(cache)
+    env["cache"] = "warm" if cache.is_dir() and any(cache.iterdir()) else "cold"
+    env["source"] = source_digest(lessons)
+    env["started"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    env["load_average_start"] = [round(x, 2) for x in os.getloadavg()]
     report = {"lessons": {}, "environment": env}
     for lesson in lessons:
         result = run_lesson(
@@ -269,6 +276,20 @@ def run(
     (out_dir / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     (out_dir / "results.md").write_text(format_table(report, markdown=True) + "\n")
     return report
+
+
+def source_digest(lessons: list[Lesson]) -> str:
+    """SHA-256 of the ``lessons``' notebooks and of the ``dlcourse`` package's Python files: two
+    runs with the same digest ran the same lessons on the same helper code."""
+    import hashlib
+
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    files = [(f"lessons/{lesson.path.name}", lesson.path) for lesson in lessons]
+    files += sorted((p.relative_to(package).as_posix(), p) for p in package.rglob("*.py"))
+    for name, path in files:
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def cpu_model() -> str:

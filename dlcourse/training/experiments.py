@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlcourse.config import SEED
+from dlcourse.config import SEED, default_cache_dir
 from dlcourse.metrics.segmentation import boundary_f1, mean_iou, pixel_accuracy
 from dlcourse.metrics.timing import StepTimer
 from dlcourse.models import UPSAMPLING_METHODS, build_encoder_decoder, build_naive_fcn
@@ -332,11 +332,6 @@ def _reset_optimizer(optimizer, learning_rate) -> None:
             variable.assign(learning_rate)
         else:
             variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
-
-
-def default_cache_dir() -> Path:
-    """``$DLCOURSE_CACHE`` if set, else ``~/.cache/dlcourse``: where lessons share trained rows."""
-    return Path(os.environ.get("DLCOURSE_CACHE") or Path.home() / ".cache" / "dlcourse")
 
 
 def comparison_cache_dir(root=None) -> Path:
