@@ -23,7 +23,14 @@ upper bound, gets three times the chances to meet a quiet moment, so the share e
 the JSON, from the medians. ``cpu_per_wall`` (process
 CPU seconds per wall second during the step) says how many cores the step kept busy.
 
-Run ``python -m benchmarks.bench_efficiency [--quick]`` (prints JSON) or call ``run()``.
+**Arithmetic alone** (:func:`arithmetic_step`), per model: the forward and backward passes of only
+the layers whose multiply-adds are counted, each on the tensor it gets in the model, timed in
+the same rounds. Its share of the peak is what narrow layers allow on this machine; the step's
+distance from it is the memory-bound rest (BatchNorm, activations, pooling, unpooling, loss,
+optimizer).
+
+Run ``python -m benchmarks.bench_efficiency [--quick]`` (prints JSON) or call ``run()``;
+``--options`` compares training settings (:func:`options`).
 """
 
 from __future__ import annotations
