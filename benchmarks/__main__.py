@@ -254,7 +254,7 @@ def reuse_course(run_dir: Path) -> dict:
 def _copy_comparison_cache(entry: dict, out: Path) -> None:
     """Lessons 05–06's trained rows and models of the reused run, where the quality section
     continues them (it trains from scratch if they are gone)."""
-    from dlcourse.training.experiments import comparison_cache_dir
+    from dlcourse.config import comparison_cache_dir  # no TensorFlow in this process
 
     source = comparison_cache_dir(entry["environment"]["cache_dir"])
     if source.is_dir():

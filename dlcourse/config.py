@@ -32,6 +32,17 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("DLCOURSE_CACHE") or Path.home() / ".cache" / "dlcourse")
 
 
+def comparison_cache_dir(root=None) -> Path:
+    """``<root>/upsampling``, ``root`` defaulting to :func:`default_cache_dir`: the folder where
+    lessons 05–06 share their comparison's rows and trained models.
+
+    Example:
+    >>> comparison_cache_dir("/tmp/cache").as_posix()
+    '/tmp/cache/upsampling'
+    """
+    return Path(default_cache_dir() if root is None else root) / "upsampling"
+
+
 def env_flag(name: str) -> bool:
     """The boolean environment variable ``name``: unset, ``0/false/no/off`` or empty is False,
     ``1/true/yes/on`` True (any case, surrounding spaces ignored); anything else is refused.

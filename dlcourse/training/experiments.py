@@ -38,7 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dlcourse.config import SEED, default_cache_dir
+from dlcourse.config import SEED, comparison_cache_dir
+from dlcourse.config import default_cache_dir as default_cache_dir  # re-exported: lessons use it
 from dlcourse.metrics.segmentation import boundary_f1, mean_iou, pixel_accuracy
 from dlcourse.metrics.timing import StepTimer
 from dlcourse.models import UPSAMPLING_METHODS, build_encoder_decoder, build_naive_fcn
@@ -332,17 +333,6 @@ def _reset_optimizer(optimizer, learning_rate) -> None:
             variable.assign(learning_rate)
         else:
             variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
-
-
-def comparison_cache_dir(root=None) -> Path:
-    """``<root>/upsampling``, ``root`` defaulting to :func:`default_cache_dir`: the folder where
-    lessons 05–06 share their comparison's rows and trained models.
-
-    Example:
-    >>> comparison_cache_dir("/tmp/cache").as_posix()
-    '/tmp/cache/upsampling'
-    """
-    return Path(default_cache_dir() if root is None else root) / "upsampling"
 
 
 def _cache_files(root=None) -> list[Path]:
