@@ -337,7 +337,7 @@ def headline(result: dict) -> list[tuple[str, str]]:
             low = min(alone, key=lambda k: alone[k]["share_of_peak"])
             high = max(alone, key=lambda k: alone[k]["share_of_peak"])
             rows.append((
-                "the models' convolutions alone (no BatchNorm, pooling, loss, optimizer), share of peak",
+                "its convolutions and dense layers alone (no BatchNorm, pooling, loss, optimizer)",
                 f"{alone[low]['share_of_peak']:.0%} ({low}) to "
                 f"{alone[high]['share_of_peak']:.0%} ({high})",
             ))  # fmt: skip
