@@ -232,9 +232,7 @@ def reuse_course(run_dir: Path) -> dict:
     """
     from benchmarks.bench_course import from_run
 
-    result = from_run(run_dir)
-    path = run_dir / "results.json" if run_dir.is_dir() else run_dir
-    env = json.loads(path.read_text())["environment"]
+    result, env, path = from_run(run_dir)
     return {
         "status": "ok",
         "result": result,

@@ -98,13 +98,13 @@ def _summary(rows: dict) -> dict:
     }
 
 
-def from_run(run_dir) -> dict:
-    """:func:`run`'s result, read from a ``dlcourse run --fast`` of every lesson instead of
+def from_run(run_dir) -> tuple[dict, dict, Path]:
+    """``(result, environment, path)``: :func:`run`'s result, read from a ``dlcourse run --fast`` of every lesson instead of
     measured again (``python -m benchmarks --course-from RUN_DIR``): the README's first command
     already ran the whole course. Only a run that this benchmark would have made is accepted:
     FAST mode, every lesson of this checkout, an empty results cache at its start, the same
     lessons and ``dlcourse`` code (``source``), the default thread count and the same CPU model
-    and core count.
+    and core count; with the run's recorded environment and its ``results.json``.
 
     Raises:
         ValueError: the run is missing, unreadable or not such a run; the message says which
@@ -154,7 +154,7 @@ def from_run(run_dir) -> dict:
     if problems:
         raise ValueError(f"Cannot reuse {path} as the course section: " + "; ".join(problems))
     report = {**report, "lessons": {lesson.name: lessons[lesson.name] for lesson in chosen}}
-    return {**_summary(_rows(report, path.parent)), "quick": False}
+    return {**_summary(_rows(report, path.parent)), "quick": False}, env, path
 
 
 def _when(text: str):

@@ -397,7 +397,8 @@ def test_course_section_reused_from_a_dlcourse_run(tmp_path, monkeypatch, capsys
 
     monkeypatch.setenv("DLCOURSE_LESSONS_DIR", str(FIXTURE_LESSONS))
     good = _course_run(tmp_path / "run")
-    result = bench_course.from_run(good)
+    result, env, path = bench_course.from_run(good)
+    assert env["cache"] == "cold" and path == good / "results.json"
     assert result["count"] == 2 and result["passed"] == 2 and result["total_seconds"] == 21.0
     # the whole benchmark with only the course section: nothing runs, the report names the run
     out = tmp_path / "out"
