@@ -357,11 +357,13 @@ def fuse_batchnorm(model) -> int:
     for ``--options fused_batchnorm``, done before the first step traces the model."""
     import types
 
-    import keras
     import tensorflow as tf
 
+    from benchmarks.bench_peers import batchnorm_layers
+
     def call(self, inputs, training=None, mask=None):
-        fusable = self._reduction_axes == [0, 1, 2] and not self.renorm  # 4-D, channels last
+        # 4-D and channels last; Keras 3.13 (Colab's pin) has no batch renormalization attribute
+        fusable = self._reduction_axes == [0, 1, 2] and not getattr(self, "renorm", False)
         if not (training and self.trainable and fusable) or mask is not None:
             return type(self).call(self, inputs, training=training, mask=mask)
         empty = tf.constant([], tf.float32)
@@ -376,10 +378,7 @@ def fuse_batchnorm(model) -> int:
         self.moving_variance.assign(self.moving_variance * m + variance * (1.0 - m))
         return y
 
-    layers = [
-        layer for layer in model._flatten_layers(include_self=False, recursive=True)
-        if isinstance(layer, keras.layers.BatchNormalization) and layer.center and layer.scale
-    ]  # fmt: skip
+    layers = [layer for layer in batchnorm_layers(model) if layer.center and layer.scale]
     for layer in layers:
         layer.call = types.MethodType(call, layer)
     return len(layers)
