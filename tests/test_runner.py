@@ -178,3 +178,41 @@ def test_run_records_fast_as_the_lessons_read_it(tmp_path, monkeypatch, value, e
     report = runner.run(runner.select(["1"], FIXTURES), tmp_path, progress=False)
     assert report["lessons"]["01_good_lesson"]["figures"]["fast"] is expected
     assert report["environment"]["fast"] is expected
+
+
+CPUINFO = """processor\t: 0
+vendor_id\t: {vendor}
+cpu family\t: {family}
+model\t\t: {model}
+model name\t: {name}
+flags\t\t: fpu sse sse2 {flags}
+
+processor\t: 1
+model name\t: another name, never read
+flags\t\t: fpu
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "family", "model", "flags", "expected"),
+    [
+        ("AMD EPYC", 25, 17, "avx avx2 avx512f avx512dq", "AMD EPYC (AVX-512)"),
+        ("AMD EPYC", 25, 1, "avx avx2 fma", "AMD EPYC (AVX2)"),
+        ("Intel Xeon Processor (Cascadelake)", 6, 85, "avx avx2 avx512f", "Intel Xeon Processor (Cascadelake) (AVX-512)"),
+        ("Some CPU", 6, 15, "", "Some CPU"),
+    ],
+)  # fmt: skip
+def test_cpu_model_tells_apart_cpus_of_one_name(name, family, model, flags, expected):
+    text = CPUINFO.format(vendor="x", family=family, model=model, name=name, flags=flags)
+    assert runner.cpu_model(text) == expected
+    info = runner.cpu_info(text)
+    assert (info["model_name"], info["family"], info["model"]) == (name, family, model)
+    assert info.get("vector") == (expected.rsplit("(", 1)[1].rstrip(")") if flags else None)
+
+
+def test_cpu_model_off_linux_is_the_platforms_description(monkeypatch):
+    import platform
+
+    monkeypatch.setattr(platform, "processor", lambda: "arm")
+    assert runner.cpu_info("") == {}
+    assert runner.cpu_model("") == "arm"

@@ -292,17 +292,48 @@ def source_digest(lessons: list[Lesson]) -> str:
     return digest.hexdigest()
 
 
-def cpu_model() -> str:
-    """The processor's model name (Linux), else the platform's description of it."""
+def cpu_info(cpuinfo: str | None = None) -> dict:
+    """The first processor of ``/proc/cpuinfo`` (or of the text ``cpuinfo``): its model name,
+    family, model, and the widest x86 vector extension it has (``AVX-512``, ``AVX2``, ``AVX``) or
+    None. Empty where there is no such file (not Linux)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return {}
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            if fields:
+                break  # the first processor is enough: the others are the same chip
+            continue
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip().lower(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    vector = next(
+        (name for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"))
+         if flag in flags),
+        None,
+    )  # fmt: skip
+    info = {"model_name": fields.get("model name"), "vector": vector}
+    for key in ("cpu family", "model"):
+        if fields.get(key, "").isdigit():
+            info[key.replace("cpu ", "")] = int(fields[key])
+    return {k: v for k, v in info.items() if v is not None}
+
+
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """The processor's model name with its widest vector extension, e.g. ``AMD EPYC (AVX-512)``:
+    two virtual CPUs that report the same name can differ by a factor of two in the course's
+    speed, and the extension tells the ones met so far apart. Off Linux, the platform's
+    description of the processor."""
     import platform
 
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    info = cpu_info(cpuinfo)
+    if not info.get("model_name"):
+        return platform.processor() or platform.machine()
+    vector = info.get("vector")
+    return f"{info['model_name']} ({vector})" if vector else info["model_name"]
 
 
 def format_figures(figures: dict) -> str:
