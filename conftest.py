@@ -37,6 +37,7 @@ SLOW_TESTS = (
     "tests/test_notebooks.py::test_refresh_",  # kernels
     "tests/test_benchmarks.py::test_quick_run_writes_report_and_readme_block",
     "tests/test_benchmarks.py::test_quality_continues_a_lessons_training",
+    "tests/test_benchmarks.py::test_efficiency_times_a_models_arithmetic_alone",
     "tests/test_experiments.py::test_compare_upsampling_",
     "tests/test_experiments.py::test_cached_training_continues_where_the_row_stopped",
     "tests/test_experiments.py::test_train_segmenter_",

@@ -129,7 +129,8 @@ def arithmetic_step(model, x, cost: dict):
     """``(step, multiply_adds)``: forward and backward of only the layers ``model_cost`` counts
     (convolutions, transposed convolutions, dense), each alone on the input it gets in the model
     for the batch ``x``, with the gradients of its input and weights (a random upstream gradient:
-    no loss, no BatchNorm, activations, pooling, unpooling or optimizer). Its share of the peak
+    no loss, no BatchNorm, activations, pooling, unpooling or optimizer); ``step()`` returns
+    ``(outputs, gradients)``. Its share of the peak
     is the most a training step of this model could reach on this machine with these layer
     shapes; ``multiply_adds`` is the per-image count of the layers included."""
     import tensorflow as tf
@@ -146,7 +147,11 @@ def arithmetic_step(model, x, cost: dict):
         with tf.GradientTape() as tape:
             tape.watch(inputs)
             outputs = [layer(t) for layer, t in zip(chosen, inputs, strict=True)]
-        return tape.gradient(outputs, [*inputs, *weights], output_gradients=upstream)
+        grads = tape.gradient(outputs, [*inputs, *weights], output_gradients=upstream)
+        # The outputs are returned so that the forward passes run: a convolution's gradients
+        # need its input, weights and upstream gradient but not its output, so TensorFlow
+        # prunes a forward pass nothing reads, and the step would do 2 of the 3 counted parts.
+        return outputs, grads
 
     return step, cost["multiply_adds"]
 

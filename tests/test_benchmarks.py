@@ -443,6 +443,8 @@ def test_course_section_refuses_a_folder_without_results(tmp_path, capsys):
 
 
 def test_efficiency_times_a_models_arithmetic_alone():
+    import numpy as np
+
     import dlcourse
     from benchmarks import bench_efficiency
     from dlcourse.data import make_scenes, task_arrays
@@ -455,17 +457,23 @@ def test_efficiency_times_a_models_arithmetic_alone():
     cost = model_cost(model, (16, 16, 3))
     step, macs = bench_efficiency.arithmetic_step(model, x, cost)
     assert macs == cost["multiply_adds"]  # every counted layer is timed
-    grads = step()
+    outputs, grads = step()
     convs = [layer for layer in model.layers if layer.count_params() and "bn" not in layer.name]
     weights = sum(len(layer.trainable_weights) for layer in convs)
     assert len(grads) == len(convs) + weights and all(g is not None for g in grads)
+    # the forward passes run too (a gradient alone lets TensorFlow prune them): each output is
+    # the layer's on the input it gets in the model
+    layers, inputs = bench_efficiency._counted_layers(model, x, cost)
+    assert len(outputs) == len(convs)
+    for layer, t, out in zip(layers, inputs, outputs, strict=True):
+        np.testing.assert_allclose(out, layer(t), rtol=1e-5, atol=1e-5)
     # the localizer's backbone is a nested model: its layers are opened up
     from dlcourse.detection.localization import build_localizer
 
     localizer = build_localizer(3, (16, 16, 3))
     cost = model_cost(localizer, (16, 16, 3))
     step, macs = bench_efficiency.arithmetic_step(localizer, x, cost)
-    assert macs == cost["multiply_adds"] and all(g is not None for g in step())
+    assert macs == cost["multiply_adds"] and all(g is not None for g in step()[1])
 
     row = {"params": 1, "gflop_per_step": 1.0, "best_s": 0.1, "cpu_per_wall": 1.8,
            "gflops_best": 10.0, "share_of_peak": 0.2}  # fmt: skip
