@@ -309,10 +309,12 @@ def markdown(result: dict, machine: str) -> str:
         "",
         "Its arithmetic alone: the forward and backward passes of only the layers counted "
         "above (convolutions, transposed convolutions, dense), each on the input it gets in the "
-        "model, with a random upstream gradient: no loss, BatchNorm, activations, pooling, "
-        "unpooling or optimizer. Its share is the most a training step of these layer shapes "
-        "reaches on this machine; narrow layers (3–64 channels) keep it far below the peak, "
-        "which is measured on 128 channels.",
+        "model, with a random upstream gradient: no loss, BatchNorm, separate activation "
+        "layers, pooling, unpooling or optimizer (an activation built into a layer, such as the "
+        "output's softmax, stays in). Its share is the most a training step of these layer "
+        "shapes reaches on this machine; narrow layers (3–64 channels) keep it below the peak, "
+        "which is measured on 128 channels. The step ÷ this time is what the rest of the step "
+        "costs on top.",
     ]
     return "\n".join(lines)
 
