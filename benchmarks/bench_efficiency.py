@@ -343,10 +343,16 @@ def headline(result: dict) -> list[tuple[str, str]]:
         if alone:
             low = min(alone, key=lambda k: alone[k]["share_of_peak"])
             high = max(alone, key=lambda k: alone[k]["share_of_peak"])
+            text = (f"{alone[low]['share_of_peak']:.0%} ({low}) to "
+                    f"{alone[high]['share_of_peak']:.0%} ({high})")  # fmt: skip
+            if alone[high]["share_of_peak"] > 1:
+                text += (
+                    " (above 100 %: not a valid measurement: the peak operations met a busier "
+                    "moment, or the timed step did less than its FLOP count says)"
+                )
             rows.append((
                 "its convolutions and dense layers alone (no BatchNorm, pooling, loss, optimizer)",
-                f"{alone[low]['share_of_peak']:.0%} ({low}) to "
-                f"{alone[high]['share_of_peak']:.0%} ({high})",
+                text,
             ))  # fmt: skip
     return rows
 

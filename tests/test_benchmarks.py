@@ -487,6 +487,10 @@ def test_efficiency_times_a_models_arithmetic_alone():
     text = bench_efficiency.markdown(result, "here")
     assert "| **20.0%** | 50.0 ms, 40.0% |" in text and "failed: ValueError: nested" in text
     assert bench_efficiency.headline(result)[-1][1] == "40% (a) to 40% (a)"
+    # a share above the peak is flagged, not reported as a result (a pruned forward pass once
+    # made the arithmetic alone read 94-120 %)
+    result["models"]["a"]["arithmetic_alone"]["share_of_peak"] = 1.2
+    assert "not a valid measurement" in bench_efficiency.headline(result)[-1][1]
 
 
 def test_fused_batchnorm_option_computes_what_keras_does():
