@@ -129,10 +129,10 @@ def arithmetic_step(model, x, cost: dict):
     """``(step, multiply_adds)``: forward and backward of only the layers ``model_cost`` counts
     (convolutions, transposed convolutions, dense), each alone on the input it gets in the model
     for the batch ``x``, with the gradients of its input and weights (a random upstream gradient:
-    no loss, no BatchNorm, activations, pooling, unpooling or optimizer); ``step()`` returns
-    ``(outputs, gradients)``. Its share of the peak
-    is the most a training step of this model could reach on this machine with these layer
-    shapes; ``multiply_adds`` is the per-image count of the layers included."""
+    no loss, BatchNorm, separate activation layers, pooling, unpooling or optimizer); ``step()``
+    returns ``(outputs, gradients)``. Its share of the peak is the most a training step of this
+    model could reach on this machine with these layer shapes; ``multiply_adds`` is the per-image
+    count of the layers included."""
     import tensorflow as tf
 
     chosen, inputs = _counted_layers(model, x, cost)
