@@ -43,15 +43,16 @@ def run(n: int = 2000, repeats: int = 3) -> dict:
     """
     import numpy as np
 
+    from dlcourse.course.runner import load_average
+
     results = [_rate(n, 64, repeats), _rate(max(n // 4, 1), 128, repeats)]
-    load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     return {
         "name": "data.make_scenes",
         "settings": "defaults: objects (1, 3), 3 classes, texture, noise 0.08",
         "results": results,
         "threads": {name: os.environ.get(name) for name in THREAD_VARIABLES},
         "cpu_count": os.cpu_count(),
-        "load_average": load,
+        "load_average": load_average(),
         "python": platform.python_version(),
         "numpy": np.__version__,
     }

@@ -13,7 +13,7 @@ import os
 import platform
 from pathlib import Path
 
-from dlcourse.course.runner import cpu_info, cpu_model
+from dlcourse.course.runner import cpu_info, cpu_model, load_average
 
 README_START = "<!-- benchmarks:start -->"
 README_END = "<!-- benchmarks:end -->"
@@ -30,10 +30,6 @@ def _memory_gib() -> float | None:
     except (OSError, ValueError):
         pass
     return None
-
-
-def load_average() -> list[float] | None:
-    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
 def machine() -> dict:

@@ -256,7 +256,7 @@ def run(
     env["cache"] = "warm" if cache.is_dir() and any(cache.iterdir()) else "cold"
     env["source"] = source_digest(lessons)
     env["started"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    env["load_average_start"] = [round(x, 2) for x in os.getloadavg()]
+    env["load_average_start"] = load_average()
     report = {"lessons": {}, "environment": env}
     for lesson in lessons:
         result = run_lesson(
@@ -290,6 +290,12 @@ def source_digest(lessons: list[Lesson]) -> str:
     for name, path in files:
         digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+def load_average() -> list[float] | None:
+    """The 1-, 5- and 15-minute load averages, rounded to 0.01 (None where the OS has none):
+    above the number of cores means other work shared them and stretched the seconds."""
+    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
 def cpu_info(cpuinfo: str | None = None) -> dict:
