@@ -329,32 +329,30 @@ def headline(result: dict) -> list[tuple[str, str]]:
         )
     ]
     if ok:
-        low = min(ok, key=lambda k: ok[k]["share_of_peak"])
-        high = max(ok, key=lambda k: ok[k]["share_of_peak"])
-        text = f"{ok[low]['share_of_peak']:.0%} ({low}) to {ok[high]['share_of_peak']:.0%} ({high})"
-        if ok[high]["share_of_peak"] > 1:
-            text += (
-                " (above 100 %: the peak operations met a busier moment than the steps; "
-                "not a valid measurement, see the load average)"
-            )
-        rows.append(("training step, share of peak", text))
-        alone = {k: v["arithmetic_alone"] for k, v in ok.items()
+        shares = {k: v["share_of_peak"] for k, v in ok.items()}
+        rows.append(("training step, share of peak", _share_range(
+            shares, "the peak operations met a busier moment than the steps; not a valid "
+            "measurement, see the load average",
+        )))  # fmt: skip
+        alone = {k: v["arithmetic_alone"]["share_of_peak"] for k, v in ok.items()
                  if "share_of_peak" in v.get("arithmetic_alone", {})}  # fmt: skip
         if alone:
-            low = min(alone, key=lambda k: alone[k]["share_of_peak"])
-            high = max(alone, key=lambda k: alone[k]["share_of_peak"])
-            text = (f"{alone[low]['share_of_peak']:.0%} ({low}) to "
-                    f"{alone[high]['share_of_peak']:.0%} ({high})")  # fmt: skip
-            if alone[high]["share_of_peak"] > 1:
-                text += (
-                    " (above 100 %: not a valid measurement: the peak operations met a busier "
-                    "moment, or the timed step did less than its FLOP count says)"
-                )
             rows.append((
                 "its convolutions and dense layers alone (no BatchNorm, pooling, loss, optimizer)",
-                text,
+                _share_range(
+                    alone, "not a valid measurement: the peak operations met a busier moment, "
+                    "or the timed step did less than its FLOP count says",
+                ),
             ))  # fmt: skip
     return rows
+
+
+def _share_range(shares: dict, invalid: str) -> str:
+    """``"20% (a) to 40% (b)"``, the lowest and highest of ``shares`` (model: share of peak),
+    with ``invalid`` said when a share is above the peak."""
+    low, high = min(shares, key=shares.get), max(shares, key=shares.get)
+    text = f"{shares[low]:.0%} ({low}) to {shares[high]:.0%} ({high})"
+    return text + (f" (above 100 %: {invalid})" if shares[high] > 1 else "")
 
 
 OPTIONS = ("default", "jit_compile", "batch_64", "batch_128", "fused_batchnorm")
